@@ -1,0 +1,306 @@
+package collector
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/yunxiao-exporter/yunxiao_exporter/yunxiao"
+)
+
+// snapshot is everything exported about one pipeline, built once per
+// fetch and never modified afterwards, so that scrapes can share it.
+type snapshot struct {
+	families [numFamilies][]*dto.Metric // sorted; dynamic entries are placeholders
+	dynamic  []dynamicMetric            // durations that grow with the clock
+	status   PipelineStatus             // for the landing page
+	dropped  int                        // series dropped as duplicates
+}
+
+// dynamicMetric is a duration of something still running: its value is
+// now minus start, computed per scrape.
+type dynamicMetric struct {
+	family family
+	index  int
+	labels []*dto.LabelPair
+	start  int64 // Unix milliseconds
+}
+
+// PipelineStatus is what the landing page shows of a pipeline.
+type PipelineStatus struct {
+	ID          int64
+	Name        string
+	Up          bool
+	HasRun      bool
+	RunID       int64
+	Status      string
+	TriggerMode string
+	Start       time.Time // zero when unknown
+	End         time.Time // zero while running or unknown
+	LastSuccess time.Time // zero when never fetched
+	LastError   string    // empty when the last fetch succeeded
+	running     bool
+}
+
+// Duration returns the run's duration at now, and false when unknown.
+func (s PipelineStatus) Duration(now time.Time) (time.Duration, bool) {
+	switch {
+	case s.Start.IsZero():
+		return 0, false
+	case !s.End.IsZero():
+		return s.End.Sub(s.Start), true
+	case s.running:
+		return max(now.Sub(s.Start), 0), true
+	}
+	return 0, false
+}
+
+// Statuses known to mean "not finished yet": their durations grow with the
+// clock. Known final statuses have end times. Anything else is exported as
+// a status, but gets a duration only if it has an end time.
+var activeStatuses = map[string]bool{
+	"RUNNING": true, "WAITING": true, "CANCELLING": true, "QUEUED": true, "QUEUEING": true,
+	"PENDING": true, "INIT": true, "READY": true,
+}
+
+var finalStatuses = map[string]bool{
+	"SUCCESS": true, "FAIL": true, "FAILED": true, "CANCELED": true, "CANCELLED": true,
+	"FINISH": true, "FINISHED": true, "SKIP": true, "SKIPPED": true,
+}
+
+func isActive(status string) bool { return activeStatuses[strings.ToUpper(status)] }
+func isFinal(status string) bool  { return finalStatuses[strings.ToUpper(status)] }
+
+// fetchState is what a snapshot is built from.
+type fetchState struct {
+	id          int64
+	name        string
+	run         *yunxiao.PipelineRun // last good run; nil when none
+	up          bool
+	lastSuccess time.Time
+	lastError   string
+	errors      map[yunxiao.Reason]uint64
+}
+
+// builder accumulates one pipeline's metrics.
+type builder struct {
+	snap *snapshot
+	seen map[string]bool // family + label values, to drop duplicates
+}
+
+func label(name, value string) *dto.LabelPair {
+	return &dto.LabelPair{Name: proto.String(name), Value: proto.String(value)}
+}
+
+func (b *builder) add(f family, labels []*dto.LabelPair, value float64) {
+	if b.duplicate(f, labels) {
+		return
+	}
+	m := &dto.Metric{Label: labels}
+	if metricDefs[f].Type == dto.MetricType_COUNTER {
+		m.Counter = &dto.Counter{Value: proto.Float64(value)}
+	} else {
+		m.Gauge = &dto.Gauge{Value: proto.Float64(value)}
+	}
+	b.snap.families[f] = append(b.snap.families[f], m)
+}
+
+func (b *builder) addDynamic(f family, labels []*dto.LabelPair, start int64) {
+	if b.duplicate(f, labels) {
+		return
+	}
+	m := &dto.Metric{Label: labels}
+	b.snap.families[f] = append(b.snap.families[f], m)
+	b.snap.dynamic = append(b.snap.dynamic, dynamicMetric{family: f, labels: labels, start: start})
+}
+
+// duplicate reports (and counts) a label set already added to family f.
+// Two jobs with one sign and name in one stage must not break the scrape.
+func (b *builder) duplicate(f family, labels []*dto.LabelPair) bool {
+	var key strings.Builder
+	key.WriteString(strconv.Itoa(int(f)))
+	for _, l := range labels {
+		key.WriteByte(0)
+		key.WriteString(l.GetValue())
+	}
+	k := key.String()
+	if b.seen[k] {
+		b.snap.dropped++
+		return true
+	}
+	b.seen[k] = true
+	return false
+}
+
+// addDuration exports a duration for something with the given status and
+// times: end − start when it ended, now − start (per scrape) while it is
+// active, nothing when it has not started or its end is unknowable.
+func (b *builder) addDuration(f family, labels []*dto.LabelPair, status string, start, end yunxiao.Millis) {
+	switch {
+	case !start.IsSet():
+	case end.IsSet():
+		if end >= start {
+			b.add(f, labels, (end - start).Seconds())
+		}
+	case isActive(status):
+		b.addDynamic(f, labels, int64(start))
+	}
+}
+
+func buildSnapshot(st fetchState) *snapshot {
+	b := &builder{snap: &snapshot{}, seen: map[string]bool{}}
+	id := strconv.FormatInt(st.id, 10)
+	base := []*dto.LabelPair{label("pipeline_id", id), label("pipeline_name", st.name)}
+	with := func(extra ...*dto.LabelPair) []*dto.LabelPair {
+		return append(append(make([]*dto.LabelPair, 0, len(base)+len(extra)), base...), extra...)
+	}
+	status := PipelineStatus{ID: st.id, Name: st.name, Up: st.up, LastSuccess: st.lastSuccess, LastError: st.lastError}
+
+	if run := st.run; run != nil {
+		status.HasRun, status.RunID, status.Status = true, int64(run.PipelineRunID), run.Status
+		if run.Status != "" {
+			b.add(famRunStatus, with(label("status", run.Status)), 1)
+		}
+		if mode, ok := yunxiao.TriggerModeName(run.TriggerMode); ok {
+			status.TriggerMode = mode
+			b.add(famRunTriggerMode, with(label("trigger_mode", mode)), 1)
+		}
+		b.add(famRunID, base, float64(run.PipelineRunID))
+		if run.CreateTime.IsSet() {
+			status.Start = run.CreateTime.Time()
+			b.add(famRunStart, base, run.CreateTime.Seconds())
+		}
+		end := runEnd(run)
+		if end.IsSet() && end >= run.CreateTime {
+			status.End = end.Time()
+			b.add(famRunEnd, base, end.Seconds())
+		} else {
+			end = 0
+		}
+		status.running = isActive(run.Status)
+		b.addDuration(famRunDuration, base, run.Status, run.CreateTime, end)
+
+		for _, stage := range run.Stages {
+			info := stage.StageInfo
+			if info == nil {
+				continue // the API says nothing about this stage yet
+			}
+			stageName := stage.Name
+			if stageName == "" {
+				stageName = info.Name
+			}
+			sl := []*dto.LabelPair{label("stage_index", stage.Index), label("stage_name", stageName)}
+			if info.Status != "" {
+				b.add(famStageStatus, with(append(sl, label("status", info.Status))...), 1)
+			}
+			b.addDuration(famStageDuration, with(sl...), info.Status, info.StartTime, info.EndTime)
+			for _, job := range info.Jobs {
+				jl := []*dto.LabelPair{label("job_name", job.Name), label("job_sign", job.JobSign)}
+				labels := append(append(jl, base...), sl...)
+				if job.Status != "" {
+					b.add(famJobStatus, append(labels[:len(labels):len(labels)], label("status", job.Status)), 1)
+				}
+				b.addDuration(famJobDuration, labels, job.Status, job.StartTime, job.EndTime)
+			}
+		}
+	}
+
+	b.add(famUp, base, boolFloat(st.up))
+	if !st.lastSuccess.IsZero() {
+		b.add(famLastSuccess, base, float64(st.lastSuccess.UnixMilli())/1000)
+	}
+	for _, reason := range yunxiao.Reasons {
+		if n := st.errors[reason]; n > 0 {
+			b.add(famFetchErrors, with(label("reason", string(reason))), float64(n))
+		}
+	}
+
+	for f := range b.snap.families {
+		sortMetrics(b.snap.families[f])
+	}
+	// Placeholders moved while sorting: find each dynamic metric's index.
+	for i := range b.snap.dynamic {
+		d := &b.snap.dynamic[i]
+		for j, m := range b.snap.families[d.family] {
+			if m.Gauge == nil && m.Counter == nil && sameLabels(m.Label, d.labels) {
+				d.index = j
+				break
+			}
+		}
+	}
+	b.snap.status = status
+	return b.snap
+}
+
+// runEnd is when a finished run ended. The run object has no end time of
+// its own: updateTime is its last change, which for a finished run is its
+// end; failing that, the latest end of its stages.
+func runEnd(run *yunxiao.PipelineRun) yunxiao.Millis {
+	if !isFinal(run.Status) {
+		return 0
+	}
+	if run.UpdateTime.IsSet() {
+		return run.UpdateTime
+	}
+	var end yunxiao.Millis
+	for _, s := range run.Stages {
+		if s.StageInfo != nil {
+			end = max(end, s.StageInfo.EndTime)
+		}
+	}
+	return end
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// sortMetrics orders metrics as client_golang's registry does: by label
+// values, in the order of the (sorted) label names.
+func sortMetrics(ms []*dto.Metric) {
+	sort.SliceStable(ms, func(i, j int) bool {
+		a, b := ms[i].Label, ms[j].Label
+		for k := range a {
+			if k >= len(b) {
+				return false
+			}
+			if av, bv := a[k].GetValue(), b[k].GetValue(); av != bv {
+				return av < bv
+			}
+		}
+		return len(a) < len(b)
+	})
+}
+
+func sameLabels(a, b []*dto.LabelPair) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].GetValue() != b[i].GetValue() || a[i].GetName() != b[i].GetName() {
+			return false
+		}
+	}
+	return true
+}
+
+// appendFamily appends family f of the snapshot to dst, with durations of
+// unfinished things computed for now (Unix milliseconds). The static metrics
+// are shared, never copied or modified.
+func (s *snapshot) appendFamily(dst []*dto.Metric, f family, now int64) []*dto.Metric {
+	offset := len(dst)
+	dst = append(dst, s.families[f]...)
+	for _, d := range s.dynamic {
+		if d.family == f {
+			dst[offset+d.index] = &dto.Metric{Label: d.labels, Gauge: &dto.Gauge{Value: proto.Float64(float64(max(now-d.start, 0)) / 1000)}}
+		}
+	}
+	return dst
+}

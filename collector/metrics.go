@@ -1,0 +1,110 @@
+package collector
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// family indexes the per-pipeline metric families; the order is the order
+// of metricDefs, which is also the order of the exposition.
+type family int
+
+const (
+	famRunStatus family = iota
+	famRunTriggerMode
+	famRunID
+	famRunStart
+	famRunEnd
+	famRunDuration
+	famStageStatus
+	famStageDuration
+	famJobStatus
+	famJobDuration
+	famUp
+	famLastSuccess
+	famFetchErrors
+	numFamilies
+)
+
+var (
+	pipelineLabels = []string{"pipeline_id", "pipeline_name"}
+	stageLabels    = []string{"pipeline_id", "pipeline_name", "stage_index", "stage_name"}
+	jobLabels      = []string{"job_name", "job_sign", "pipeline_id", "pipeline_name", "stage_index", "stage_name"}
+)
+
+// MetricDef describes one metric the collector exports. The table below is
+// the single source for Describe, the exposition and the README check.
+type MetricDef struct {
+	Name   string
+	Help   string
+	Type   dto.MetricType
+	Labels []string // sorted, as they appear in the exposition
+}
+
+const cached = " Comes from GetLatestPipelineRun and may be up to cache_ttl old."
+
+// metricDefs is indexed by family. It is never modified.
+var metricDefs = [numFamilies]MetricDef{
+	famRunStatus: {"yunxiao_pipeline_run_status",
+		"Status of the pipeline's latest run: 1 for the status the API reports (any string it sends)." + cached,
+		dto.MetricType_GAUGE, append(append([]string{}, pipelineLabels...), "status")},
+	famRunTriggerMode: {"yunxiao_pipeline_run_trigger_mode",
+		"How the latest run was triggered: 1 for manual, scheduled, push, pipeline, webhook, or the API's numeric code for any other." + cached,
+		dto.MetricType_GAUGE, append(append([]string{}, pipelineLabels...), "trigger_mode")},
+	famRunID: {"yunxiao_pipeline_run_id",
+		"pipelineRunId of the latest run; it changes when a new run starts." + cached,
+		dto.MetricType_GAUGE, pipelineLabels},
+	famRunStart: {"yunxiao_pipeline_run_start_timestamp_seconds",
+		"Unix time the latest run was created (createTime)." + cached,
+		dto.MetricType_GAUGE, pipelineLabels},
+	famRunEnd: {"yunxiao_pipeline_run_end_timestamp_seconds",
+		"Unix time the latest run finished (updateTime of a finished run); absent while it runs." + cached,
+		dto.MetricType_GAUGE, pipelineLabels},
+	famRunDuration: {"yunxiao_pipeline_run_duration_seconds",
+		"Duration of the latest run: end minus start when finished, now minus start (computed at scrape time) while unfinished." + cached,
+		dto.MetricType_GAUGE, pipelineLabels},
+	famStageStatus: {"yunxiao_pipeline_stage_status",
+		"Status of each stage of the latest run: 1 for the status the API reports." + cached,
+		dto.MetricType_GAUGE, append(append([]string{}, stageLabels...), "status")},
+	famStageDuration: {"yunxiao_pipeline_stage_duration_seconds",
+		"Duration of each started stage of the latest run: end minus start, or now minus start while it runs." + cached,
+		dto.MetricType_GAUGE, stageLabels},
+	famJobStatus: {"yunxiao_pipeline_job_status",
+		"Status of each job of the latest run: 1 for the status the API reports." + cached,
+		dto.MetricType_GAUGE, append(append([]string{}, jobLabels...), "status")},
+	famJobDuration: {"yunxiao_pipeline_job_duration_seconds",
+		"Duration of each started job of the latest run: end minus start, or now minus start while it runs." + cached,
+		dto.MetricType_GAUGE, jobLabels},
+	famUp: {"yunxiao_pipeline_up",
+		"1 when the pipeline's last fetch from the Flow API succeeded (data fetched or cached within cache_ttl), 0 when it failed; the last good run data stays exported.",
+		dto.MetricType_GAUGE, pipelineLabels},
+	famLastSuccess: {"yunxiao_pipeline_last_success_timestamp_seconds",
+		"Unix time the exported run data was fetched from the Flow API.",
+		dto.MetricType_GAUGE, pipelineLabels},
+	famFetchErrors: {"yunxiao_pipeline_fetch_errors_total",
+		"Failed fetches of the pipeline's data from the Flow API since the exporter started, by cause.",
+		dto.MetricType_COUNTER, append(append([]string{}, pipelineLabels...), "reason")},
+}
+
+// Scrape-level metrics, built per scrape.
+var scrapeDurationDef = MetricDef{"yunxiao_scrape_duration_seconds",
+	"Time this scrape spent refreshing stale pipelines and building their metrics.",
+	dto.MetricType_GAUGE, nil}
+
+// Definitions returns every metric the collector itself exports, for
+// documentation and its tests.
+func Definitions() []MetricDef {
+	defs := append([]MetricDef{}, metricDefs[:]...)
+	return append(defs, scrapeDurationDef)
+}
+
+func newDesc(d MetricDef) *prometheus.Desc {
+	return prometheus.NewDesc(d.Name, d.Help, d.Labels, nil)
+}
+
+func valueType(t dto.MetricType) prometheus.ValueType {
+	if t == dto.MetricType_COUNTER {
+		return prometheus.CounterValue
+	}
+	return prometheus.GaugeValue
+}

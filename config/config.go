@@ -1,0 +1,197 @@
+// Package config defines the exporter's configuration file: its schema and
+// defaults, strict loading with errors that name the file, line and key,
+// validation, and a SafeConfig that reloads atomically.
+package config
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	commoncfg "github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
+
+	"github.com/yunxiao-exporter/yunxiao_exporter/yunxiao"
+)
+
+// Defaults, as documented in SPEC.md and config.yml.example.
+const (
+	DefaultEndpoint       = "https://openapi-rdc.aliyuncs.com"
+	DefaultEdition        = string(yunxiao.EditionCentral)
+	DefaultTimeout        = 10 * time.Second
+	DefaultMaxConcurrency = 8
+	DefaultRateLimit      = 20
+	DefaultBurst          = 20
+	DefaultCacheTTL       = 30 * time.Second
+	// TokenEnv names the environment variable read when the file names no token.
+	TokenEnv = "YUNXIAO_TOKEN"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	Yunxiao   Yunxiao        `yaml:"yunxiao"`
+	CacheTTL  model.Duration `yaml:"cache_ttl"`
+	Pipelines []Pipeline     `yaml:"pipelines"`
+
+	// Filled in by Load, not read from the file.
+	token      string      // the resolved token; never printed
+	tls        *tls.Config // built from Yunxiao.TLSConfig
+	Warnings   []string    `yaml:"-"` // things worth logging that are not errors
+	SourceFile string      `yaml:"-"`
+}
+
+// Yunxiao is how to reach and authenticate to the Flow API.
+type Yunxiao struct {
+	Endpoint       string              `yaml:"endpoint"`
+	Edition        string              `yaml:"edition"`
+	OrganizationID string              `yaml:"organization_id"`
+	Token          commoncfg.Secret    `yaml:"token"`
+	TokenFile      string              `yaml:"token_file"`
+	Timeout        model.Duration      `yaml:"timeout"`
+	MaxConcurrency int                 `yaml:"max_concurrency"`
+	RateLimit      float64             `yaml:"rate_limit"`
+	Burst          int                 `yaml:"burst"`
+	TLSConfig      commoncfg.TLSConfig `yaml:"tls_config"`
+	ProxyURL       commoncfg.URL       `yaml:"proxy_url"`
+}
+
+// Pipeline is one pipeline to watch. Name, when set, replaces the name
+// GetPipeline would give.
+type Pipeline struct {
+	ID   int64  `yaml:"id"`
+	Name string `yaml:"name"`
+}
+
+// Default returns a Config holding every default.
+func Default() Config {
+	return Config{Yunxiao: defaultYunxiao(), CacheTTL: model.Duration(DefaultCacheTTL)}
+}
+
+func defaultYunxiao() Yunxiao {
+	return Yunxiao{
+		Endpoint:       DefaultEndpoint,
+		Edition:        DefaultEdition,
+		Timeout:        model.Duration(DefaultTimeout),
+		MaxConcurrency: DefaultMaxConcurrency,
+		RateLimit:      DefaultRateLimit,
+		Burst:          DefaultBurst,
+	}
+}
+
+// UnmarshalYAML applies defaults before decoding. It uses the decoder's
+// own callback so that unknown keys stay errors.
+func (c *Config) UnmarshalYAML(unmarshal func(any) error) error {
+	*c = Default()
+	type plain Config
+	return unmarshal((*plain)(c))
+}
+
+// UnmarshalYAML applies defaults before decoding.
+func (y *Yunxiao) UnmarshalYAML(unmarshal func(any) error) error {
+	*y = defaultYunxiao()
+	type plain Yunxiao
+	return unmarshal((*plain)(y))
+}
+
+// Token returns the resolved API token.
+func (c *Config) Token() string { return c.token }
+
+// PipelineIDs returns the configured pipeline ids in file order.
+func (c *Config) PipelineIDs() []int64 {
+	ids := make([]int64, len(c.Pipelines))
+	for i, p := range c.Pipelines {
+		ids[i] = p.ID
+	}
+	return ids
+}
+
+// ClientOptions returns what the API client needs.
+func (c *Config) ClientOptions() yunxiao.Options {
+	opts := yunxiao.Options{
+		Endpoint:       c.Yunxiao.Endpoint,
+		Edition:        yunxiao.Edition(c.Yunxiao.Edition),
+		OrganizationID: c.Yunxiao.OrganizationID,
+		Token:          c.token,
+		Timeout:        time.Duration(c.Yunxiao.Timeout),
+		MaxConcurrency: c.Yunxiao.MaxConcurrency,
+		RateLimit:      c.Yunxiao.RateLimit,
+		Burst:          c.Yunxiao.Burst,
+		TLSConfig:      c.tls,
+	}
+	if c.Yunxiao.ProxyURL.URL != nil {
+		opts.ProxyURL = c.Yunxiao.ProxyURL.URL
+	}
+	return opts
+}
+
+// fieldError is a problem with one key; Load adds file and line.
+type fieldError struct {
+	path string // e.g. yunxiao.edition, pipelines[2].id
+	msg  string
+}
+
+// validate checks what the schema cannot; it reports every problem.
+func (c *Config) validate() []fieldError {
+	var errs []fieldError
+	add := func(path, format string, args ...any) {
+		errs = append(errs, fieldError{path, fmt.Sprintf(format, args...)})
+	}
+	y := &c.Yunxiao
+	if u, err := url.Parse(y.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		add("yunxiao.endpoint", "must be an absolute http(s) URL, not %q", y.Endpoint)
+	} else if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		add("yunxiao.endpoint", "must not carry a query, fragment or user info")
+	}
+	switch yunxiao.Edition(y.Edition) {
+	case yunxiao.EditionCentral:
+		if strings.TrimSpace(y.OrganizationID) == "" {
+			add("yunxiao.organization_id", "is required when edition is central")
+		}
+	case yunxiao.EditionRegion:
+		if y.OrganizationID != "" {
+			c.Warnings = append(c.Warnings, "yunxiao.organization_id is ignored when edition is region")
+		}
+	default:
+		add("yunxiao.edition", "must be central or region, not %q", y.Edition)
+	}
+	if y.Token != "" && y.TokenFile != "" {
+		add("yunxiao.token_file", "set either token or token_file, not both")
+	}
+	if y.Timeout <= 0 {
+		add("yunxiao.timeout", "must be positive, not %s", y.Timeout)
+	}
+	if y.MaxConcurrency < 1 {
+		add("yunxiao.max_concurrency", "must be at least 1, not %d", y.MaxConcurrency)
+	}
+	if y.RateLimit < 0 {
+		add("yunxiao.rate_limit", "must be 0 (unlimited) or positive, not %g", y.RateLimit)
+	}
+	if y.RateLimit > 0 && y.Burst < 1 {
+		add("yunxiao.burst", "must be at least 1 when rate_limit is set, not %d", y.Burst)
+	}
+	if u := y.ProxyURL.URL; u != nil && (u.Scheme == "" || u.Host == "") {
+		add("yunxiao.proxy_url", "must be an absolute URL such as http://proxy:3128")
+	}
+	if c.CacheTTL <= 0 {
+		add("cache_ttl", "must be positive, not %s", c.CacheTTL)
+	}
+	if len(c.Pipelines) == 0 {
+		add("pipelines", "list at least one pipeline")
+	}
+	seen := map[int64]int{}
+	for i, p := range c.Pipelines {
+		path := fmt.Sprintf("pipelines[%d]", i)
+		if p.ID <= 0 {
+			add(path+".id", "must be a positive pipeline id, not %d", p.ID)
+			continue
+		}
+		if first, dup := seen[p.ID]; dup {
+			add(path+".id", "duplicate pipeline id %d (also pipelines[%d])", p.ID, first)
+			continue
+		}
+		seen[p.ID] = i
+	}
+	return errs
+}

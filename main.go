@@ -1,0 +1,244 @@
+// Command yunxiao_exporter exports the latest runs of Alibaba Cloud DevOps
+// (Yunxiao) Flow pipelines as Prometheus metrics.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+	sloggokit "github.com/tjhop/slog-gokit"
+
+	"github.com/yunxiao-exporter/yunxiao_exporter/collector"
+	"github.com/yunxiao-exporter/yunxiao_exporter/config"
+	"github.com/yunxiao-exporter/yunxiao_exporter/flowsim"
+	"github.com/yunxiao-exporter/yunxiao_exporter/yunxiao"
+)
+
+const exporterName = "yunxiao_exporter"
+
+func main() {
+	var (
+		configFile  = kingpin.Flag("config.file", "Path to the configuration file.").Default("config.yml").String()
+		configCheck = kingpin.Flag("config.check", "Validate the configuration file, print what is wrong (file, line, key) and exit 0 or 1 without serving.").Bool()
+		metricsPath = kingpin.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
+		maxRequests = kingpin.Flag("web.max-requests", "Maximum number of concurrent scrapes; more are answered 503.").Default("40").Int64()
+		demo        = kingpin.Flag("demo", "Serve and scrape a built-in simulated Flow API whose pipelines run, pass and fail in real time; no token or config needed.").Bool()
+		logLevel    = kingpin.Flag("log.level", "Only log messages with the given severity or above. One of: [debug, info, warn, error]").Default("info").Enum("debug", "info", "warn", "error")
+		logFormat   = kingpin.Flag("log.format", "Output format of log messages. One of: [logfmt, json]").Default("logfmt").Enum("logfmt", "json")
+		webConfig   = kingpinflag.AddFlags(kingpin.CommandLine, ":10036")
+	)
+	kingpin.Version(version.Print(exporterName))
+	kingpin.HelpFlag.Short('h')
+	kingpin.Parse()
+
+	baseLogger := newBaseLogger(*logLevel, *logFormat, os.Stderr)
+	logger := log.With(baseLogger, "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller)
+	if *configCheck {
+		os.Exit(checkConfig(*configFile, os.Stdout, os.Stderr))
+	}
+	level.Info(logger).Log("msg", "starting "+exporterName, "version", version.Info(), "build_context", version.BuildContext())
+
+	reg := prometheus.NewRegistry()
+	apiMetrics := yunxiao.NewMetrics()
+	reg.MustRegister(
+		versioncollector.NewCollector(exporterName),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		apiMetrics,
+	)
+	safeConfig := config.NewSafeConfig(reg, config.LoadOptions{})
+	coll := collector.New(collector.Options{Logger: logger})
+	defer coll.Close()
+	apply := func(cfg *config.Config) error {
+		for _, w := range cfg.Warnings {
+			level.Warn(logger).Log("msg", "config warning", "file", cfg.SourceFile, "warning", w)
+		}
+		return coll.ApplyConfig(cfg, apiMetrics)
+	}
+
+	var reload func() error
+	if *demo {
+		cfg, err := startDemo(logger)
+		if err != nil {
+			level.Error(logger).Log("msg", "cannot start the demo Flow API", "err", err)
+			os.Exit(1)
+		}
+		if err := apply(cfg); err != nil {
+			level.Error(logger).Log("msg", "demo config refused", "err", err)
+			os.Exit(1)
+		}
+		safeConfig.Set(cfg)
+		reload = func() error { return errors.New("--demo has no config file to reload") }
+	} else {
+		reload = func() error {
+			cfg, err := safeConfig.ReloadConfig(*configFile, apply)
+			if err != nil {
+				level.Error(logger).Log("msg", "error loading config; keeping the previous one", "err", err)
+				return err
+			}
+			level.Info(logger).Log("msg", "loaded config", "file", *configFile, "pipelines", len(cfg.Pipelines))
+			return nil
+		}
+		if err := reload(); err != nil {
+			os.Exit(1)
+		}
+	}
+
+	// SIGHUP and POST /-/reload take one path, so both behave the same and
+	// the HTTP caller gets the error back.
+	reloadCh := make(chan chan error)
+	go func() {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		for {
+			select {
+			case <-hup:
+				_ = reload()
+			case rc := <-reloadCh:
+				rc <- reload()
+			}
+		}
+	}()
+
+	var ready atomic.Bool
+	mux := http.NewServeMux()
+	mux.Handle(*metricsPath, coll.Handler(collector.HandlerOpts{
+		Gatherer:            reg,
+		MaxRequestsInFlight: *maxRequests,
+		ErrorLog:            stdlibLogger{level.Error(logger)},
+	}))
+	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy") })
+	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "Not ready: no configuration loaded", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "Ready")
+	})
+	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			http.Error(w, "This endpoint requires a POST request.", http.StatusMethodNotAllowed)
+			return
+		}
+		rc := make(chan error)
+		reloadCh <- rc
+		if err := <-rc; err != nil {
+			http.Error(w, "failed to reload config: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, "Config reloaded")
+	})
+	if *metricsPath != "/" {
+		landing, err := web.NewLandingPage(web.LandingConfig{
+			Name:        "Yunxiao Exporter",
+			Description: "Prometheus exporter for Alibaba Cloud DevOps (Yunxiao) Flow pipelines",
+			Version:     version.Info(),
+			Links: []web.LandingLinks{
+				{Address: *metricsPath, Text: "Metrics"},
+				{Address: "/-/healthy", Text: "Health"},
+				{Address: "/-/ready", Text: "Readiness"},
+			},
+		})
+		if err != nil {
+			level.Error(logger).Log("err", err)
+			os.Exit(1)
+		}
+		mux.Handle("/", landing)
+	}
+	ready.Store(true)
+
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		level.Info(logger).Log("msg", "shutting down")
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdownCtx)
+	}()
+	slogger := slog.New(sloggokit.NewGoKitHandler(baseLogger, slogLevel(*logLevel))) // slog adds its own time and caller
+	if err := web.ListenAndServe(srv, webConfig, slogger); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		level.Error(logger).Log("msg", "error running HTTP server", "err", err)
+		os.Exit(1)
+	}
+}
+
+// checkConfig implements --config.check.
+func checkConfig(path string, stdout, stderr io.Writer) int {
+	cfg, err := config.LoadFile(path, config.LoadOptions{})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(stderr, "%s: warning: %s\n", path, w)
+	}
+	fmt.Fprintf(stdout, "%s: OK: %d pipelines, %s edition, cache_ttl %s\n", path, len(cfg.Pipelines), cfg.Yunxiao.Edition, cfg.CacheTTL)
+	return 0
+}
+
+// startDemo serves the simulated Flow API on a loopback port and returns a
+// config pointing at it.
+func startDemo(logger log.Logger) (*config.Config, error) {
+	const token, org = "pt-demo-token", "demo-organization"
+	sim := flowsim.New(flowsim.Options{Token: token, OrganizationID: org}, flowsim.DemoPipelines()...)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	go func() { _ = http.Serve(ln, sim) }()
+	level.Info(logger).Log("msg", "demo mode: serving a simulated Flow API", "address", ln.Addr().String())
+	var b strings.Builder
+	fmt.Fprintf(&b, "yunxiao:\n  endpoint: http://%s\n  organization_id: %s\n  token: %s\ncache_ttl: 10s\npipelines:\n", ln.Addr(), org, token)
+	for _, p := range flowsim.DemoPipelines() {
+		fmt.Fprintf(&b, "  - id: %d\n", p.ID) // names come from GetPipeline
+	}
+	return config.Load([]byte(b.String()), "<demo>", config.LoadOptions{Getenv: func(string) string { return "" }})
+}
+
+// newBaseLogger returns the level-filtered logger, without timestamp and
+// caller, which the go-kit and slog callers each add in their own way.
+func newBaseLogger(lvl, format string, w io.Writer) log.Logger {
+	var logger log.Logger
+	if format == "json" {
+		logger = log.NewJSONLogger(log.NewSyncWriter(w))
+	} else {
+		logger = log.NewLogfmtLogger(log.NewSyncWriter(w))
+	}
+	return level.NewFilter(logger, level.Allow(level.ParseDefault(lvl, level.InfoValue())))
+}
+
+func slogLevel(lvl string) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(lvl)); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}
+
+// stdlibLogger adapts go-kit's logger to promhttp's Println interface.
+type stdlibLogger struct{ log.Logger }
+
+func (l stdlibLogger) Println(v ...any) { l.Log("msg", fmt.Sprint(v...)) }

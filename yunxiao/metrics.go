@@ -1,0 +1,61 @@
+package yunxiao
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the client's self-metrics. One value serves every Client the
+// process creates, so counters survive config reloads.
+type Metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	up       prometheus.Gauge
+}
+
+// NewMetrics creates the client metrics; register the result once.
+func NewMetrics() *Metrics {
+	return &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "yunxiao_api_requests_total",
+			Help: "Requests sent to the Yunxiao Flow API, by endpoint and HTTP status code (\"error\" when no answer arrived). Retries count as requests.",
+		}, []string{"endpoint", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "yunxiao_api_request_duration_seconds",
+			Help:    "Time from sending a Yunxiao Flow API request to having read its answer, by endpoint.",
+			Buckets: []float64{0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
+		}, []string{"endpoint"}),
+		up: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "yunxiao_up",
+			Help: "1 when the Yunxiao Flow API's latest answer accepted the token; 0 when it refused it (401, or 403 not in organization), could not be reached, timed out or failed with 5xx. 0 until the first answer.",
+		}),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	m.requests.Describe(ch)
+	m.duration.Describe(ch)
+	m.up.Describe(ch)
+}
+
+// Collect implements prometheus.Collector.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	m.requests.Collect(ch)
+	m.duration.Collect(ch)
+	m.up.Collect(ch)
+}
+
+func (m *Metrics) observe(endpoint, code string, d time.Duration) {
+	m.requests.WithLabelValues(endpoint, code).Inc()
+	m.duration.WithLabelValues(endpoint).Observe(d.Seconds())
+}
+
+func (m *Metrics) setUp(ok bool) {
+	if ok {
+		m.up.Set(1)
+	} else {
+		m.up.Set(0)
+	}
+}

@@ -1,0 +1,197 @@
+// Package yunxiao is a client for the parts of the Alibaba Cloud DevOps
+// (Yunxiao) Flow OpenAPI that the exporter reads: the latest run of a
+// pipeline and the pipeline itself, for both editions of the service.
+package yunxiao
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Millis is an epoch-milliseconds time as the Flow API sends it. Zero means
+// "not set" (not started, not ended); it is never turned into a 1970 date.
+// The API is documented to send numbers; a numeric string or null is
+// accepted too, since gateways and older editions have been seen to differ.
+type Millis int64
+
+// IsSet reports whether the time was sent and is after the epoch.
+func (m Millis) IsSet() bool { return m > 0 }
+
+// Seconds returns the time as fractional Unix seconds.
+func (m Millis) Seconds() float64 { return float64(m) / 1000 }
+
+// Time returns the time as a time.Time; only meaningful when IsSet.
+func (m Millis) Time() time.Time { return time.UnixMilli(int64(m)) }
+
+// UnmarshalJSON accepts a number, a numeric string, or null.
+func (m *Millis) UnmarshalJSON(b []byte) error {
+	n, err := flexInt(b)
+	if err != nil {
+		return fmt.Errorf("time: %w", err)
+	}
+	*m = Millis(n)
+	return nil
+}
+
+// ID is a numeric identifier (pipeline, run, job, trigger mode) that is
+// accepted as a number, a numeric string, or null.
+type ID int64
+
+// UnmarshalJSON accepts a number, a numeric string, or null.
+func (id *ID) UnmarshalJSON(b []byte) error {
+	n, err := flexInt(b)
+	if err != nil {
+		return fmt.Errorf("id: %w", err)
+	}
+	*id = ID(n)
+	return nil
+}
+
+func (id ID) String() string { return strconv.FormatInt(int64(id), 10) }
+
+func flexInt(b []byte) (int64, error) {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || bytes.Equal(b, []byte("null")) {
+		return 0, nil
+	}
+	if b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return 0, err
+		}
+		if s == "" {
+			return 0, nil
+		}
+		b = []byte(s)
+	}
+	// A float such as 1.72e12 is a legal JSON number; take its integer part.
+	if n, err := strconv.ParseInt(string(b), 10, 64); err == nil {
+		return n, nil
+	}
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil || f != f || f > 9.2e18 || f < -9.2e18 {
+		return 0, fmt.Errorf("not an integer: %.40q", b)
+	}
+	return int64(f), nil
+}
+
+// PipelineRun is a run as GetLatestPipelineRun answers it. Only the fields
+// the exporter uses are decoded: globalParams (run parameters, which may hold
+// secrets), sources and job results are never read into memory.
+type PipelineRun struct {
+	PipelineID    ID      `json:"pipelineId"`
+	PipelineRunID ID      `json:"pipelineRunId"`
+	Status        string  `json:"status"`
+	TriggerMode   ID      `json:"triggerMode"`
+	CreateTime    Millis  `json:"createTime"`
+	UpdateTime    Millis  `json:"updateTime"`
+	Stages        []Stage `json:"stages"`
+}
+
+// Stage is one stage of a run. StageInfo is missing for stages the API has
+// nothing to say about yet.
+type Stage struct {
+	Index     string     `json:"index"`
+	Name      string     `json:"name"`
+	StageInfo *StageInfo `json:"stageInfo"`
+}
+
+// StageInfo is a stage's state and its jobs.
+type StageInfo struct {
+	Name      string `json:"name"`
+	Status    string `json:"status"`
+	StartTime Millis `json:"startTime"`
+	EndTime   Millis `json:"endTime"`
+	Jobs      []Job  `json:"jobs"`
+}
+
+// Job is one job of a stage. ID changes with every run; JobSign is the
+// job's stable key within the pipeline.
+type Job struct {
+	ID        ID     `json:"id"`
+	JobSign   string `json:"jobSign"`
+	Name      string `json:"name"`
+	Status    string `json:"status"`
+	StartTime Millis `json:"startTime"`
+	EndTime   Millis `json:"endTime"`
+}
+
+// Pipeline is what GetPipeline answers, as far as the exporter needs it.
+type Pipeline struct {
+	Name       string `json:"name"`
+	CreateTime Millis `json:"createTime"`
+}
+
+// Trigger modes as documented; any other code is exported as its number.
+var triggerModeNames = map[ID]string{
+	1: "manual",
+	2: "scheduled",
+	3: "push",
+	5: "pipeline",
+	6: "webhook",
+}
+
+// TriggerModeName returns the exported name of a trigger mode code, and
+// false when the code is unset (zero).
+func TriggerModeName(code ID) (string, bool) {
+	if code == 0 {
+		return "", false
+	}
+	if name, ok := triggerModeNames[code]; ok {
+		return name, true
+	}
+	return code.String(), true
+}
+
+// DecodeRun decodes a GetLatestPipelineRun body. It returns (nil, nil) for a
+// pipeline that has never run, which the API may express as an empty body,
+// null, or an object without a run id.
+func DecodeRun(body []byte) (*PipelineRun, error) {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 || bytes.Equal(body, []byte("null")) {
+		return nil, nil
+	}
+	if body[0] != '{' {
+		return nil, fmt.Errorf("run: expected a JSON object, got %s", describeStart(body))
+	}
+	var run PipelineRun
+	if err := json.Unmarshal(body, &run); err != nil {
+		return nil, fmt.Errorf("run: %w", err)
+	}
+	if run.PipelineRunID == 0 {
+		return nil, nil
+	}
+	return &run, nil
+}
+
+// DecodePipeline decodes a GetPipeline body.
+func DecodePipeline(body []byte) (*Pipeline, error) {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 || body[0] != '{' {
+		return nil, fmt.Errorf("pipeline: expected a JSON object, got %s", describeStart(body))
+	}
+	var p Pipeline
+	if err := json.Unmarshal(body, &p); err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	return &p, nil
+}
+
+// describeStart names what a body starts with, without quoting much of it:
+// bodies can be large and are not ours to log.
+func describeStart(body []byte) string {
+	switch {
+	case len(body) == 0:
+		return "an empty body"
+	case body[0] == '<':
+		return "HTML or XML"
+	case body[0] == '[':
+		return "a JSON array"
+	default:
+		n := min(len(body), 16)
+		return fmt.Sprintf("%q", body[:n])
+	}
+}
