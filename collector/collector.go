@@ -85,6 +85,7 @@ type target struct {
 
 	mu          sync.Mutex
 	lastAttempt time.Time
+	fetching    bool // a fetch is under way: scrapes join it rather than skip
 	run         *yunxiao.PipelineRun
 	lastSuccess time.Time
 	up          bool
@@ -203,10 +204,11 @@ func (c *Collector) Refresh(ctx context.Context) {
 	}
 }
 
+// due reports whether a scrape should fetch t, or join the fetch under way.
 func (t *target) due(now time.Time, ttl time.Duration) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.lastAttempt.IsZero() || now.Sub(t.lastAttempt) >= ttl
+	return t.fetching || t.lastAttempt.IsZero() || now.Sub(t.lastAttempt) >= ttl
 }
 
 // fetch refreshes one pipeline. At most one runs per pipeline at a time.
@@ -218,7 +220,7 @@ func (c *Collector) fetch(api API, ttl time.Duration, t *target) {
 		t.mu.Unlock()
 		return
 	}
-	t.lastAttempt = now
+	t.lastAttempt, t.fetching = now, true
 	configName, name, nameTime := t.configName, t.name, t.nameTime
 	t.mu.Unlock()
 
@@ -254,6 +256,7 @@ func (c *Collector) fetch(api API, ttl time.Duration, t *target) {
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.fetching = false
 	if nameTime.After(t.nameTime) {
 		t.name, t.nameTime = name, nameTime
 	}

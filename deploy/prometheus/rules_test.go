@@ -1,0 +1,243 @@
+package prometheus_test
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"unicode"
+
+	"go.yaml.in/yaml/v3"
+)
+
+const (
+	alertsFile     = "alerts.yml"
+	alertsTestFile = "alerts_test.yml"
+	configFile     = "prometheus.yml"
+	runbookFile    = "../../docs/runbook.md"
+	runbookURL     = "https://github.com/yunxiao-exporter/yunxiao_exporter/blob/main/docs/runbook.md#"
+)
+
+// TestPromtool checks the rules and runs their unit tests with promtool. It
+// is skipped when promtool is not installed, except in CI.
+func TestPromtool(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		msg := "promtool not on PATH, so alerts.yml is neither checked nor unit-tested; " +
+			"install it (Debian: apt-get install prometheus) to run this test"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	for _, args := range [][]string{
+		{"check", "rules", alertsFile},
+		{"test", "rules", alertsTestFile},
+		{"check", "config", configFile},
+	} {
+		t.Run(strings.Join(args, "_"), func(t *testing.T) {
+			cmd := exec.Command(promtool, args...)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+		})
+	}
+}
+
+type ruleFile struct {
+	Groups []struct {
+		Name     string `yaml:"name"`
+		Interval string `yaml:"interval"`
+		Rules    []rule `yaml:"rules"`
+	} `yaml:"groups"`
+}
+
+type rule struct {
+	Alert         string            `yaml:"alert"`
+	Record        string            `yaml:"record"`
+	Expr          string            `yaml:"expr"`
+	For           string            `yaml:"for"`
+	KeepFiringFor string            `yaml:"keep_firing_for"`
+	Labels        map[string]string `yaml:"labels"`
+	Annotations   map[string]string `yaml:"annotations"`
+}
+
+type ruleTestFile struct {
+	RuleFiles          []string `yaml:"rule_files"`
+	EvaluationInterval string   `yaml:"evaluation_interval"`
+	GroupEvalOrder     []string `yaml:"group_eval_order"`
+	Tests              []struct {
+		Interval       string      `yaml:"interval"`
+		InputSeries    []yaml.Node `yaml:"input_series"`
+		PromqlExprTest []yaml.Node `yaml:"promql_expr_test"`
+		ExternalLabels yaml.Node   `yaml:"external_labels"`
+		ExternalURL    string      `yaml:"external_url"`
+		AlertRuleTest  []alertCase `yaml:"alert_rule_test"`
+		Name           string      `yaml:"name"`
+	} `yaml:"tests"`
+}
+
+type alertCase struct {
+	EvalTime  string      `yaml:"eval_time"`
+	Alertname string      `yaml:"alertname"`
+	ExpAlerts []yaml.Node `yaml:"exp_alerts"`
+}
+
+func decodeStrict(t *testing.T, path string, v any) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+func loadAlerts(t *testing.T) []rule {
+	t.Helper()
+	var f ruleFile
+	decodeStrict(t, alertsFile, &f)
+	var alerts []rule
+	for _, g := range f.Groups {
+		for _, r := range g.Rules {
+			if r.Alert != "" {
+				alerts = append(alerts, r)
+			}
+		}
+	}
+	if len(alerts) == 0 {
+		t.Fatalf("%s holds no alerting rules", alertsFile)
+	}
+	return alerts
+}
+
+// githubAnchors returns the anchors GitHub gives the headings of a Markdown
+// file: lowercased, punctuation other than '-' and '_' dropped, spaces
+// turned into '-'.
+func githubAnchors(t *testing.T, path string) map[string]bool {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	anchors := map[string]bool{}
+	inFence := false
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "```") {
+			inFence = !inFence
+			continue
+		}
+		if inFence || !strings.HasPrefix(line, "#") {
+			continue
+		}
+		heading := strings.TrimSpace(strings.TrimLeft(line, "#"))
+		var b strings.Builder
+		for _, r := range strings.ToLower(heading) {
+			switch {
+			case r == ' ':
+				b.WriteRune('-')
+			case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+				b.WriteRune(r)
+			}
+		}
+		anchors[b.String()] = true
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return anchors
+}
+
+var alertName = regexp.MustCompile(`^Yunxiao[A-Z][A-Za-z]*$`)
+
+// TestAlertMetadata checks what promtool does not: every alert's name,
+// severity and annotations, and that its runbook section exists.
+func TestAlertMetadata(t *testing.T) {
+	alerts := loadAlerts(t)
+	anchors := githubAnchors(t, runbookFile)
+	seen := map[string]bool{}
+	for _, r := range alerts {
+		t.Run(r.Alert, func(t *testing.T) {
+			if !alertName.MatchString(r.Alert) {
+				t.Errorf("alert name %q is not CamelCase with the Yunxiao prefix", r.Alert)
+			}
+			if seen[r.Alert] {
+				t.Errorf("alert %s is defined twice", r.Alert)
+			}
+			seen[r.Alert] = true
+			if strings.TrimSpace(r.Expr) == "" {
+				t.Error("empty expr")
+			}
+			if sev := r.Labels["severity"]; !slices.Contains([]string{"critical", "warning", "info"}, sev) {
+				t.Errorf("severity %q, want critical, warning or info", sev)
+			}
+			for _, key := range []string{"summary", "description", "runbook_url"} {
+				if strings.TrimSpace(r.Annotations[key]) == "" {
+					t.Errorf("annotation %s missing", key)
+				}
+			}
+			if strings.Contains(r.Expr, "yunxiao_pipeline_") {
+				for _, label := range []string{"{{ $labels.pipeline_name }}", "{{ $labels.pipeline_id }}"} {
+					if !strings.Contains(r.Annotations["description"], label) {
+						t.Errorf("per-pipeline alert's description does not name the pipeline with %s", label)
+					}
+				}
+			}
+			anchor := strings.ToLower(r.Alert)
+			if got, want := r.Annotations["runbook_url"], runbookURL+anchor; got != want {
+				t.Errorf("runbook_url %q, want %q", got, want)
+			}
+			if !anchors[anchor] {
+				t.Errorf("%s has no heading for #%s (want a heading \"## %s\")", runbookFile, anchor, r.Alert)
+			}
+		})
+	}
+}
+
+// TestAlertUnitTestCoverage checks that alerts_test.yml tests every alert
+// both firing and staying quiet, and names no alert that does not exist
+// (promtool would pass an empty expectation for an unknown name).
+func TestAlertUnitTestCoverage(t *testing.T) {
+	alerts := loadAlerts(t)
+	var f ruleTestFile
+	decodeStrict(t, alertsTestFile, &f)
+	if !slices.Contains(f.RuleFiles, alertsFile) {
+		t.Errorf("%s: rule_files %q does not load %s", alertsTestFile, f.RuleFiles, alertsFile)
+	}
+	known := map[string]bool{}
+	for _, r := range alerts {
+		known[r.Alert] = true
+	}
+	firing, quiet := map[string]int{}, map[string]int{}
+	for i, tg := range f.Tests {
+		for _, c := range tg.AlertRuleTest {
+			if !known[c.Alertname] {
+				t.Errorf("%s: test %d at %s: alertname %q is not an alert of %s", alertsTestFile, i, c.EvalTime, c.Alertname, alertsFile)
+			}
+			if len(c.ExpAlerts) > 0 {
+				firing[c.Alertname]++
+			} else {
+				quiet[c.Alertname]++
+			}
+		}
+	}
+	for _, r := range alerts {
+		if firing[r.Alert] == 0 {
+			t.Errorf("%s has no exp_alerts case where %s fires", alertsTestFile, r.Alert)
+		}
+		if quiet[r.Alert] == 0 {
+			t.Errorf("%s has no case where %s stays quiet (exp_alerts: [])", alertsTestFile, r.Alert)
+		}
+	}
+}
