@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -37,35 +36,45 @@ import (
 const exporterName = "yunxiao_exporter"
 
 func main() {
-	var (
-		configFile  = kingpin.Flag("config.file", "Path to the configuration file.").Default("config.yml").String()
-		configCheck = kingpin.Flag("config.check", "Validate the configuration file, print what is wrong (file, line, key) and exit 0 or 1 without serving.").Bool()
-		metricsPath = kingpin.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
-		maxRequests = kingpin.Flag("web.max-requests", "Maximum number of concurrent scrapes; more are answered 503.").Default("40").Int64()
-		demo        = kingpin.Flag("demo", "Serve and scrape a built-in simulated Flow API whose pipelines run, pass and fail in real time; no token or config needed.").Bool()
-		logLevel    = kingpin.Flag("log.level", "Only log messages with the given severity or above. One of: [debug, info, warn, error]").Default("info").Enum("debug", "info", "warn", "error")
-		logFormat   = kingpin.Flag("log.format", "Output format of log messages. One of: [logfmt, json]").Default("logfmt").Enum("logfmt", "json")
-		webConfig   = kingpinflag.AddFlags(kingpin.CommandLine, ":10036")
-	)
-	kingpin.Version(version.Print(exporterName))
-	kingpin.HelpFlag.Short('h')
-	kingpin.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil))
+}
 
-	baseLogger := newBaseLogger(*logLevel, *logFormat, os.Stderr)
-	logger := log.With(baseLogger, "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller)
-	if *configCheck {
-		os.Exit(checkConfig(*configFile, os.Stdout, os.Stderr))
+// run is the whole program: it parses args, serves until ctx ends (SIGTERM),
+// then shuts down gracefully, and returns the exit code. Tests pass a
+// listener; otherwise --web.listen-address is used.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, ln net.Listener) int {
+	app := kingpin.New(exporterName, "Prometheus exporter for Alibaba Cloud DevOps (Yunxiao) Flow pipelines.")
+	var (
+		configFile  = app.Flag("config.file", "Path to the configuration file.").Default("config.yml").String()
+		configCheck = app.Flag("config.check", "Validate the configuration file, print what is wrong (file, line, key) and exit 0 or 1 without serving.").Bool()
+		metricsPath = app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
+		maxRequests = app.Flag("web.max-requests", "Maximum number of concurrent scrapes; more are answered 503.").Default("40").Int64()
+		demo        = app.Flag("demo", "Serve and scrape a built-in simulated Flow API whose pipelines run, pass and fail in real time; no token or config needed.").Bool()
+		logLevel    = app.Flag("log.level", "Only log messages with the given severity or above. One of: [debug, info, warn, error]").Default("info").Enum("debug", "info", "warn", "error")
+		logFormat   = app.Flag("log.format", "Output format of log messages. One of: [logfmt, json]").Default("logfmt").Enum("logfmt", "json")
+		webConfig   = kingpinflag.AddFlags(app, ":10036")
+	)
+	app.Version(version.Print(exporterName))
+	app.HelpFlag.Short('h')
+	app.UsageWriter(stdout)
+	app.ErrorWriter(stderr)
+	app.Terminate(nil)
+	if _, err := app.Parse(args); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", exporterName, err)
+		return 2
 	}
+	if *configCheck {
+		return checkConfig(*configFile, stdout, stderr)
+	}
+
+	baseLogger := newBaseLogger(*logLevel, *logFormat, stderr)
+	logger := log.With(baseLogger, "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller)
 	level.Info(logger).Log("msg", "starting "+exporterName, "version", version.Info(), "build_context", version.BuildContext())
 
-	reg := prometheus.NewRegistry()
 	apiMetrics := yunxiao.NewMetrics()
-	reg.MustRegister(
-		versioncollector.NewCollector(exporterName),
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		apiMetrics,
-	)
+	reg := newRegistry(apiMetrics)
 	safeConfig := config.NewSafeConfig(reg, config.LoadOptions{})
 	coll := collector.New(collector.Options{Logger: logger})
 	defer coll.Close()
@@ -78,14 +87,15 @@ func main() {
 
 	var reload func() error
 	if *demo {
-		cfg, err := startDemo(logger)
+		cfg, stopDemo, err := startDemo(logger)
 		if err != nil {
 			level.Error(logger).Log("msg", "cannot start the demo Flow API", "err", err)
-			os.Exit(1)
+			return 1
 		}
+		defer stopDemo()
 		if err := apply(cfg); err != nil {
 			level.Error(logger).Log("msg", "demo config refused", "err", err)
-			os.Exit(1)
+			return 1
 		}
 		safeConfig.Set(cfg)
 		reload = func() error { return errors.New("--demo has no config file to reload") }
@@ -100,36 +110,98 @@ func main() {
 			return nil
 		}
 		if err := reload(); err != nil {
-			os.Exit(1)
+			return 1
 		}
 	}
 
 	// SIGHUP and POST /-/reload take one path, so both behave the same and
 	// the HTTP caller gets the error back.
 	reloadCh := make(chan chan error)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	go func() {
-		hup := make(chan os.Signal, 1)
-		signal.Notify(hup, syscall.SIGHUP)
 		for {
 			select {
 			case <-hup:
 				_ = reload()
 			case rc := <-reloadCh:
 				rc <- reload()
+			case <-ctx.Done():
+				return
 			}
 		}
 	}()
 
-	var ready atomic.Bool
+	mux, err := newMux(muxConfig{
+		metricsPath: *metricsPath,
+		metrics: coll.Handler(collector.HandlerOpts{
+			Gatherer:            reg,
+			MaxRequestsInFlight: *maxRequests,
+			ErrorLog:            stdlibLogger{level.Error(logger)},
+		}),
+		reload: func(ctx context.Context) error {
+			rc := make(chan error, 1)
+			select {
+			case reloadCh <- rc:
+				return <-rc
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		},
+		ready: func() bool { return safeConfig.Get() != nil },
+	})
+	if err != nil {
+		level.Error(logger).Log("err", err)
+		return 1
+	}
+
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		level.Info(logger).Log("msg", "shutting down")
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdownCtx)
+	}()
+	slogger := slog.New(sloggokit.NewGoKitHandler(baseLogger, slogLevel(*logLevel))) // slog adds its own time and caller
+	serve := func() error { return web.ListenAndServe(srv, webConfig, slogger) }
+	if ln != nil {
+		serve = func() error { return web.Serve(ln, srv, webConfig, slogger) }
+	}
+	if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		level.Error(logger).Log("msg", "error running HTTP server", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// newRegistry holds everything but the pipelines' metrics, which the
+// collector's handler serves prebuilt beside it.
+func newRegistry(apiMetrics *yunxiao.Metrics) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		versioncollector.NewCollector(exporterName),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		apiMetrics,
+	)
+	return reg
+}
+
+type muxConfig struct {
+	metricsPath string
+	metrics     http.Handler
+	reload      func(context.Context) error
+	ready       func() bool
+}
+
+func newMux(c muxConfig) (*http.ServeMux, error) {
 	mux := http.NewServeMux()
-	mux.Handle(*metricsPath, coll.Handler(collector.HandlerOpts{
-		Gatherer:            reg,
-		MaxRequestsInFlight: *maxRequests,
-		ErrorLog:            stdlibLogger{level.Error(logger)},
-	}))
+	mux.Handle(c.metricsPath, c.metrics)
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy") })
 	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready.Load() {
+		if !c.ready() {
 			http.Error(w, "Not ready: no configuration loaded", http.StatusServiceUnavailable)
 			return
 		}
@@ -141,48 +213,29 @@ func main() {
 			http.Error(w, "This endpoint requires a POST request.", http.StatusMethodNotAllowed)
 			return
 		}
-		rc := make(chan error)
-		reloadCh <- rc
-		if err := <-rc; err != nil {
+		if err := c.reload(r.Context()); err != nil {
 			http.Error(w, "failed to reload config: "+err.Error(), http.StatusInternalServerError)
 			return
 		}
 		fmt.Fprintln(w, "Config reloaded")
 	})
-	if *metricsPath != "/" {
+	if c.metricsPath != "/" {
 		landing, err := web.NewLandingPage(web.LandingConfig{
 			Name:        "Yunxiao Exporter",
 			Description: "Prometheus exporter for Alibaba Cloud DevOps (Yunxiao) Flow pipelines",
 			Version:     version.Info(),
 			Links: []web.LandingLinks{
-				{Address: *metricsPath, Text: "Metrics"},
+				{Address: c.metricsPath, Text: "Metrics"},
 				{Address: "/-/healthy", Text: "Health"},
 				{Address: "/-/ready", Text: "Readiness"},
 			},
 		})
 		if err != nil {
-			level.Error(logger).Log("err", err)
-			os.Exit(1)
+			return nil, err
 		}
 		mux.Handle("/", landing)
 	}
-	ready.Store(true)
-
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	go func() {
-		<-ctx.Done()
-		level.Info(logger).Log("msg", "shutting down")
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shutdownCtx)
-	}()
-	slogger := slog.New(sloggokit.NewGoKitHandler(baseLogger, slogLevel(*logLevel))) // slog adds its own time and caller
-	if err := web.ListenAndServe(srv, webConfig, slogger); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		level.Error(logger).Log("msg", "error running HTTP server", "err", err)
-		os.Exit(1)
-	}
+	return mux, nil
 }
 
 // checkConfig implements --config.check.
@@ -201,21 +254,27 @@ func checkConfig(path string, stdout, stderr io.Writer) int {
 
 // startDemo serves the simulated Flow API on a loopback port and returns a
 // config pointing at it.
-func startDemo(logger log.Logger) (*config.Config, error) {
+func startDemo(logger log.Logger) (*config.Config, func(), error) {
 	const token, org = "pt-demo-token", "demo-organization"
 	sim := flowsim.New(flowsim.Options{Token: token, OrganizationID: org}, flowsim.DemoPipelines()...)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	go func() { _ = http.Serve(ln, sim) }()
+	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
 	level.Info(logger).Log("msg", "demo mode: serving a simulated Flow API", "address", ln.Addr().String())
 	var b strings.Builder
 	fmt.Fprintf(&b, "yunxiao:\n  endpoint: http://%s\n  organization_id: %s\n  token: %s\ncache_ttl: 10s\npipelines:\n", ln.Addr(), org, token)
 	for _, p := range flowsim.DemoPipelines() {
 		fmt.Fprintf(&b, "  - id: %d\n", p.ID) // names come from GetPipeline
 	}
-	return config.Load([]byte(b.String()), "<demo>", config.LoadOptions{Getenv: func(string) string { return "" }})
+	cfg, err := config.Load([]byte(b.String()), "<demo>", config.LoadOptions{Getenv: func(string) string { return "" }})
+	if err != nil {
+		_ = srv.Close()
+		return nil, nil, err
+	}
+	return cfg, func() { _ = srv.Close() }, nil
 }
 
 // newBaseLogger returns the level-filtered logger, without timestamp and

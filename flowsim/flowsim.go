@@ -80,7 +80,7 @@ type Server struct {
 	mu        sync.Mutex
 	pipelines map[int64]*Pipeline
 	order     []int64
-	pinned    map[string]Response      // key: endpoint/id
+	pinned    map[string]Response        // key: endpoint/id
 	faults    map[int64]http.HandlerFunc // takes over every request about a pipeline
 
 	requests    sync.Map // endpoint -> *atomic.Int64

@@ -254,11 +254,11 @@ func DemoPipelines() []Pipeline {
 		{ID: 1004, Name: "nightly-e2e", TriggerMode: 2, Period: 4 * time.Minute, Phase: 150 * time.Second,
 			Stages: []Stage{build, test}, Outcomes: []Outcome{Fail, Success}},
 		{ID: 1005, Name: "data-sync", TriggerMode: 5, Period: 24 * time.Hour, Phase: 150 * time.Minute,
-			Stages: []Stage{build, {Name: "Sync", Jobs: []Job{{Sign: "sync", Name: "Sync warehouse", Duration: 10 * time.Minute}}}, pkg},
+			Stages:   []Stage{build, {Name: "Sync", Jobs: []Job{{Sign: "sync", Name: "Sync warehouse", Duration: 10 * time.Minute}}}, pkg},
 			Outcomes: []Outcome{Stuck}},
 		{ID: 1006, Name: "release-notes", TriggerMode: 1, Period: time.Hour, Stages: []Stage{pkg}},
 		{ID: 1007, Name: "移动端构建", TriggerMode: 6, Period: 150 * time.Second, Phase: 60 * time.Second,
-			Stages: []Stage{{Name: "构建", Jobs: []Job{{Sign: "android", Name: "Android 构建", Duration: 35 * time.Second}, {Sign: "ios", Name: "iOS 构建", Duration: 45 * time.Second}}}},
+			Stages:   []Stage{{Name: "构建", Jobs: []Job{{Sign: "android", Name: "Android 构建", Duration: 35 * time.Second}, {Sign: "ios", Name: "iOS 构建", Duration: 45 * time.Second}}}},
 			Outcomes: []Outcome{Success, Fail, Success}},
 	}
 }

@@ -17,18 +17,18 @@ type Reason string
 
 // The reasons a call can fail for.
 const (
-	ReasonTimeout      Reason = "timeout"       // the request or the caller's deadline ran out
-	ReasonCanceled     Reason = "canceled"      // the caller gave up
-	ReasonNetwork      Reason = "network"       // connection, DNS or TLS failure
-	ReasonUnauthorized Reason = "unauthorized"  // 401: token missing, invalid or expired
-	ReasonForbidden    Reason = "forbidden"     // 403
-	ReasonNotFound     Reason = "not_found"     // 404
-	ReasonRateLimited  Reason = "rate_limited"  // 429, or waiting out an earlier 429
-	ReasonServerError  Reason = "server_error"  // 5xx
-	ReasonClientError  Reason = "client_error"  // other 4xx, unexpected 1xx/3xx
-	ReasonBadResponse  Reason = "bad_response"  // 2xx whose body is not what was documented
-	ReasonTooLarge     Reason = "too_large"     // body over the size cap
-	ReasonRedirect     Reason = "redirect"      // redirect to another host, refused
+	ReasonTimeout      Reason = "timeout"      // the request or the caller's deadline ran out
+	ReasonCanceled     Reason = "canceled"     // the caller gave up
+	ReasonNetwork      Reason = "network"      // connection, DNS or TLS failure
+	ReasonUnauthorized Reason = "unauthorized" // 401: token missing, invalid or expired
+	ReasonForbidden    Reason = "forbidden"    // 403
+	ReasonNotFound     Reason = "not_found"    // 404
+	ReasonRateLimited  Reason = "rate_limited" // 429, or waiting out an earlier 429
+	ReasonServerError  Reason = "server_error" // 5xx
+	ReasonClientError  Reason = "client_error" // other 4xx, unexpected 1xx/3xx
+	ReasonBadResponse  Reason = "bad_response" // 2xx whose body is not what was documented
+	ReasonTooLarge     Reason = "too_large"    // body over the size cap
+	ReasonRedirect     Reason = "redirect"     // redirect to another host, refused
 )
 
 // Reasons lists every Reason, for pre-declaring label values and docs.

@@ -1,0 +1,344 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/yunxiao-exporter/yunxiao_exporter/collector"
+	"github.com/yunxiao-exporter/yunxiao_exporter/flowsim"
+)
+
+const testToken = "pt-main-test-token-5e1d"
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// exporter runs the real program in-process on a loopback listener.
+type exporter struct {
+	t      *testing.T
+	base   string
+	stderr *lockedBuffer
+	cancel context.CancelFunc
+	done   chan int
+}
+
+func startExporter(t *testing.T, args ...string) *exporter {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &exporter{t: t, base: "http://" + ln.Addr().String(), stderr: &lockedBuffer{}, cancel: cancel, done: make(chan int, 1)}
+	go func() { e.done <- run(ctx, args, io.Discard, e.stderr, ln) }()
+	t.Cleanup(func() { e.stop() })
+	return e
+}
+
+// stop shuts the exporter down as SIGTERM would and returns its exit code.
+func (e *exporter) stop() int {
+	e.cancel()
+	code, ok := <-e.done
+	if ok {
+		close(e.done)
+	}
+	return code
+}
+
+func (e *exporter) get(path string) (int, string) {
+	e.t.Helper()
+	return e.do(http.MethodGet, path)
+}
+
+func (e *exporter) do(method, path string) (int, string) {
+	e.t.Helper()
+	req, _ := http.NewRequest(method, e.base+path, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func writeConfig(t *testing.T, path, endpoint, pipelines string) {
+	t.Helper()
+	cfg := fmt.Sprintf("yunxiao:\n  endpoint: %s\n  organization_id: org-1\n  token_file: token\ncache_ttl: 30s\npipelines:\n%s", endpoint, pipelines)
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestServeReloadAndShutdown(t *testing.T) {
+	sim := flowsim.New(flowsim.Options{Token: testToken, OrganizationID: "org-1"}, flowsim.DemoPipelines()...)
+	api := httptest.NewServer(sim)
+	t.Cleanup(api.Close)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "token"), []byte(testToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "config.yml")
+	writeConfig(t, cfgPath, api.URL, "  - id: 1001\n")
+
+	e := startExporter(t, "--config.file="+cfgPath, "--log.level=debug")
+	for _, path := range []string{"/-/healthy", "/-/ready"} {
+		if code, body := e.get(path); code != http.StatusOK {
+			t.Errorf("%s: %d %s", path, code, body)
+		}
+	}
+	code, body := e.get("/")
+	if code != http.StatusOK || !strings.Contains(body, "/metrics") || !strings.Contains(body, "/-/healthy") {
+		t.Errorf("landing page: %d %s", code, body)
+	}
+	_, metrics := e.get("/metrics")
+	for _, want := range []string{`pipeline_id="1001",pipeline_name="backend-build"`, "yunxiao_up 1", "yunxiao_exporter_config_last_reload_successful 1", "go_goroutines", "process_"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
+	if code, _ := e.get("/-/reload"); code != http.StatusMethodNotAllowed {
+		t.Errorf("GET /-/reload: %d, want 405", code)
+	}
+	writeConfig(t, cfgPath, api.URL, "  - id: 1002\n    name: renamed-frontend\n")
+	if code, body := e.do(http.MethodPost, "/-/reload"); code != http.StatusOK {
+		t.Fatalf("reload: %d %s", code, body)
+	}
+	_, metrics = e.get("/metrics")
+	if strings.Contains(metrics, `pipeline_id="1001"`) || !strings.Contains(metrics, `pipeline_name="renamed-frontend"`) {
+		t.Errorf("after reload, pipelines are not the new config's:\n%s", grep(metrics, "yunxiao_pipeline_up"))
+	}
+
+	// A broken file is refused with its error; the running config stays.
+	if err := os.WriteFile(cfgPath, []byte("yunxiao:\n  edition: centrall\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, body = e.do(http.MethodPost, "/-/reload")
+	if code != http.StatusInternalServerError || !strings.Contains(body, "config.yml:2: yunxiao.edition: must be central or region") {
+		t.Errorf("broken reload: %d %s", code, body)
+	}
+	_, metrics = e.get("/metrics")
+	if !strings.Contains(metrics, `pipeline_name="renamed-frontend"`) || !strings.Contains(metrics, "yunxiao_exporter_config_last_reload_successful 0") {
+		t.Errorf("after a broken reload the old config must stay and the failure show:\n%s", grep(metrics, "yunxiao_exporter_config"))
+	}
+
+	if code := e.stop(); code != 0 {
+		t.Errorf("graceful shutdown exited %d", code)
+	}
+	if logs := e.stderr.String(); strings.Contains(logs, testToken) || strings.Contains(metrics, testToken) {
+		t.Error("the token reached the log or the metrics")
+	}
+}
+
+func TestDemo(t *testing.T) {
+	e := startExporter(t, "--demo", "--log.level=debug")
+	_, metrics := e.get("/metrics")
+	for _, p := range flowsim.DemoPipelines() {
+		if want := fmt.Sprintf(`yunxiao_pipeline_up{pipeline_id="%d",pipeline_name=%q} 1`, p.ID, p.Name); !strings.Contains(metrics, want) {
+			t.Errorf("demo lacks %s", want)
+		}
+	}
+	for _, want := range []string{`status="WAITING"`, `pipeline_name="data-sync",status="RUNNING"`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("demo lacks %s", want)
+		}
+	}
+	if strings.Contains(metrics, "sim-registry-secret") || strings.Contains(metrics, "pt-demo-token") {
+		t.Error("a run parameter or the demo token reached /metrics")
+	}
+	if code, body := e.do(http.MethodPost, "/-/reload"); code != http.StatusInternalServerError || !strings.Contains(body, "--demo") {
+		t.Errorf("reload in demo mode: %d %s", code, body)
+	}
+}
+
+func TestConfigCheck(t *testing.T) {
+	dir := t.TempDir()
+	token := filepath.Join(dir, "token")
+	if err := os.WriteFile(token, []byte("pt-x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	example, err := os.ReadFile("config.yml.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := filepath.Join(dir, "good.yml")
+	if err := os.WriteFile(good, bytes.ReplaceAll(example, []byte("/etc/yunxiao_exporter/token"), []byte(token)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "bad.yml")
+	if err := os.WriteFile(bad, []byte("yunxiao:\n  token: x\n  organization_id: o\n  burst: many\npipelines:\n  - id: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		file       string
+		code       int
+		wantOut    string
+		wantErrOut string
+	}{
+		{good, 0, "OK: 2 pipelines, central edition, cache_ttl 30s", ""},
+		{bad, 1, "", bad + ":4: yunxiao.burst: cannot unmarshal !!str `many` as an integer"},
+		{filepath.Join(dir, "missing.yml"), 1, "", "missing.yml: no such file or directory"},
+	}
+	for _, tc := range cases {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), []string{"--config.file=" + tc.file, "--config.check"}, &stdout, &stderr, nil)
+		if code != tc.code || !strings.Contains(stdout.String(), tc.wantOut) || !strings.Contains(stderr.String(), tc.wantErrOut) {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want %d, %q, %q", tc.file, code, stdout.String(), stderr.String(), tc.code, tc.wantOut, tc.wantErrOut)
+		}
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	var stderr bytes.Buffer
+	if code := run(context.Background(), []string{"--log.level=loud"}, io.Discard, &stderr, nil); code != 2 {
+		t.Errorf("bad flag: exit %d, want 2 (%s)", code, stderr.String())
+	}
+}
+
+// TestReadmeMetricsTable keeps README's metrics table true to the code:
+// every exported metric has a row with its type and labels, and every row
+// is exported.
+func TestReadmeMetricsTable(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := between(t, string(readme), "<!-- metrics-table:start -->", "<!-- metrics-table:end -->")
+	row := regexp.MustCompile("^\\| `(yunxiao_[a-z_]+)` \\| (gauge|counter|histogram) \\|([^|]*)\\|")
+	documented := map[string]string{}
+	for _, line := range strings.Split(table, "\n") {
+		if m := row.FindStringSubmatch(line); m != nil {
+			documented[m[1]] = m[2] + " " + strings.NewReplacer("`", "", " ", "").Replace(m[3])
+		}
+	}
+
+	exported := map[string]string{}
+	for _, d := range collector.Definitions() {
+		exported[d.Name] = describe(d.Type, d.Labels)
+	}
+	// The rest: run a scrape so that every vector has a child, then gather.
+	sim := flowsim.New(flowsim.Options{Token: testToken, OrganizationID: "org-1"}, flowsim.DemoPipelines()...)
+	api := httptest.NewServer(sim)
+	t.Cleanup(api.Close)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "token"), []byte(testToken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "config.yml")
+	writeConfig(t, cfg, api.URL, "  - id: 1001\n")
+	e := startExporter(t, "--config.file="+cfg)
+	_, body := e.get("/metrics")
+	for name, typ := range parseExposition(t, body) {
+		if strings.HasPrefix(name, "yunxiao_") {
+			if _, ok := exported[name]; !ok {
+				exported[name] = typ
+			}
+		}
+	}
+	for name, want := range exported {
+		if got, ok := documented[name]; !ok {
+			t.Errorf("README's metrics table lacks `%s` (%s)", name, want)
+		} else if got != want {
+			t.Errorf("README documents `%s` as %q; the code exports %q", name, got, want)
+		}
+	}
+	for name := range documented {
+		if _, ok := exported[name]; !ok {
+			t.Errorf("README documents `%s`, which is not exported", name)
+		}
+	}
+}
+
+func describe(t dto.MetricType, labels []string) string {
+	sorted := append([]string(nil), labels...)
+	sort.Strings(sorted)
+	return strings.ToLower(t.String()) + " " + strings.Join(sorted, ",")
+}
+
+// parseExposition returns each family's "type labels" from text format.
+func parseExposition(t *testing.T, body string) map[string]string {
+	t.Helper()
+	types := map[string]string{}
+	labels := map[string]map[string]bool{}
+	typeLine := regexp.MustCompile(`^# TYPE (\S+) (\S+)$`)
+	sample := regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? `)
+	labelName := regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="`)
+	for _, line := range strings.Split(body, "\n") {
+		if m := typeLine.FindStringSubmatch(line); m != nil {
+			types[m[1]] = m[2]
+			labels[m[1]] = map[string]bool{}
+			continue
+		}
+		m := sample.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		name := m[1]
+		if _, ok := types[name]; !ok {
+			name = regexp.MustCompile(`_(bucket|sum|count)$`).ReplaceAllString(name, "")
+		}
+		for _, l := range labelName.FindAllStringSubmatch(m[2], -1) {
+			if l[1] != "le" {
+				labels[name][l[1]] = true
+			}
+		}
+	}
+	out := map[string]string{}
+	for name, typ := range types {
+		var ls []string
+		for l := range labels[name] {
+			ls = append(ls, l)
+		}
+		sort.Strings(ls)
+		out[name] = typ + " " + strings.Join(ls, ",")
+	}
+	return out
+}
+
+func between(t *testing.T, s, start, end string) string {
+	t.Helper()
+	i, j := strings.Index(s, start), strings.Index(s, end)
+	if i < 0 || j < i {
+		t.Fatalf("README lacks the %s … %s markers", start, end)
+	}
+	return s[i+len(start) : j]
+}
+
+func grep(s, substr string) string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		if strings.Contains(line, substr) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
+}
