@@ -30,6 +30,7 @@ import (
 	"github.com/yunxiao-exporter/yunxiao_exporter/collector"
 	"github.com/yunxiao-exporter/yunxiao_exporter/config"
 	"github.com/yunxiao-exporter/yunxiao_exporter/flowsim"
+	"github.com/yunxiao-exporter/yunxiao_exporter/landing"
 	"github.com/yunxiao-exporter/yunxiao_exporter/yunxiao"
 )
 
@@ -60,8 +61,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ln net.Li
 	app.HelpFlag.Short('h')
 	app.UsageWriter(stdout)
 	app.ErrorWriter(stderr)
-	app.Terminate(nil)
-	if _, err := app.Parse(args); err != nil {
+	// --help and --version end the program through Terminate; record the
+	// code instead of exiting, so that run stays testable.
+	exitCode := -1
+	app.Terminate(func(code int) {
+		if exitCode < 0 {
+			exitCode = code
+		}
+	})
+	_, err := app.Parse(args)
+	if exitCode >= 0 {
+		return exitCode
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", exporterName, err)
 		return 2
 	}
@@ -133,8 +145,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ln net.Li
 		}
 	}()
 
-	mux, err := newMux(muxConfig{
+	landingPage, err := landing.New(coll, landing.Config{Version: version.Version, MetricsPath: *metricsPath})
+	if err != nil {
+		level.Error(logger).Log("err", err)
+		return 1
+	}
+	mux := newMux(muxConfig{
 		metricsPath: *metricsPath,
+		landing:     landingPage,
 		metrics: coll.Handler(collector.HandlerOpts{
 			Gatherer:            reg,
 			MaxRequestsInFlight: *maxRequests,
@@ -151,10 +169,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ln net.Li
 		},
 		ready: func() bool { return safeConfig.Get() != nil },
 	})
-	if err != nil {
-		level.Error(logger).Log("err", err)
-		return 1
-	}
 
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
@@ -192,11 +206,12 @@ func newRegistry(apiMetrics *yunxiao.Metrics) *prometheus.Registry {
 type muxConfig struct {
 	metricsPath string
 	metrics     http.Handler
+	landing     http.Handler
 	reload      func(context.Context) error
 	ready       func() bool
 }
 
-func newMux(c muxConfig) (*http.ServeMux, error) {
+func newMux(c muxConfig) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle(c.metricsPath, c.metrics)
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy") })
@@ -220,22 +235,9 @@ func newMux(c muxConfig) (*http.ServeMux, error) {
 		fmt.Fprintln(w, "Config reloaded")
 	})
 	if c.metricsPath != "/" {
-		landing, err := web.NewLandingPage(web.LandingConfig{
-			Name:        "Yunxiao Exporter",
-			Description: "Prometheus exporter for Alibaba Cloud DevOps (Yunxiao) Flow pipelines",
-			Version:     version.Info(),
-			Links: []web.LandingLinks{
-				{Address: c.metricsPath, Text: "Metrics"},
-				{Address: "/-/healthy", Text: "Health"},
-				{Address: "/-/ready", Text: "Readiness"},
-			},
-		})
-		if err != nil {
-			return nil, err
-		}
-		mux.Handle("/", landing)
+		mux.Handle("/", c.landing)
 	}
-	return mux, nil
+	return mux
 }
 
 // checkConfig implements --config.check.

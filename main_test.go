@@ -342,3 +342,14 @@ func grep(s, substr string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+func TestVersionAndHelpExit(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"--help"}} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), args, &stdout, &stderr, nil)
+		out := stdout.String() + stderr.String()
+		if code != 0 || !strings.Contains(out, "yunxiao_exporter") {
+			t.Errorf("%v: exit %d, output %q", args, code, out)
+		}
+	}
+}

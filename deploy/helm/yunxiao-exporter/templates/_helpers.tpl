@@ -1,0 +1,119 @@
+{{/*
+Expand the name of the chart.
+*/}}
+{{- define "yunxiao-exporter.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Create a default fully qualified app name, truncated to 63 characters (DNS
+label limit). A release name that already contains the chart name is used as is.
+*/}}
+{{- define "yunxiao-exporter.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Chart name and version as used by the chart label.
+*/}}
+{{- define "yunxiao-exporter.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Namespace, overridable for use as a subchart.
+*/}}
+{{- define "yunxiao-exporter.namespace" -}}
+{{- default .Release.Namespace .Values.namespaceOverride }}
+{{- end }}
+
+{{/*
+Common labels.
+*/}}
+{{- define "yunxiao-exporter.labels" -}}
+helm.sh/chart: {{ include "yunxiao-exporter.chart" . }}
+{{ include "yunxiao-exporter.selectorLabels" . }}
+app.kubernetes.io/component: exporter
+{{- if .Chart.AppVersion }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/*
+Selector labels.
+*/}}
+{{- define "yunxiao-exporter.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "yunxiao-exporter.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+Service account name.
+*/}}
+{{- define "yunxiao-exporter.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "yunxiao-exporter.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Container image: repository with digest, or with tag (default appVersion).
+*/}}
+{{- define "yunxiao-exporter.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The Secret holding the token, and its key: token.existingSecret, else the
+chart's own <fullname>-token (created from token.value, or by the user).
+*/}}
+{{- define "yunxiao-exporter.tokenSecretName" -}}
+{{- if and .Values.token.existingSecret .Values.token.value }}
+{{- fail "token: set either existingSecret or value, not both" }}
+{{- end }}
+{{- default (printf "%s-token" (include "yunxiao-exporter.fullname" .)) .Values.token.existingSecret }}
+{{- end }}
+
+{{- define "yunxiao-exporter.tokenSecretKey" -}}
+{{- if .Values.token.existingSecret }}
+{{- default "token" .Values.token.existingSecretKey }}
+{{- else }}
+{{- print "token" }}
+{{- end }}
+{{- end }}
+
+{{/*
+Where the container finds its files.
+*/}}
+{{- define "yunxiao-exporter.configDir" -}}/etc/yunxiao_exporter{{- end }}
+
+{{/*
+The exporter's config file: .Values.config with yunxiao.token_file pointing at
+the mounted Secret.
+*/}}
+{{- define "yunxiao-exporter.config" -}}
+{{- $config := deepCopy (default dict .Values.config) }}
+{{- $yunxiao := default dict (get $config "yunxiao") }}
+{{- if hasKey $yunxiao "token" }}
+{{- fail "config.yunxiao.token: put the token in token.value or token.existingSecret, not in the config" }}
+{{- end }}
+{{- $_ := set $yunxiao "token_file" (printf "%s/token" (include "yunxiao-exporter.configDir" .)) }}
+{{- $_ = set $config "yunxiao" $yunxiao }}
+{{- toYaml $config }}
+{{- end }}

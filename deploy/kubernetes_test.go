@@ -1,0 +1,115 @@
+package deploy_test
+
+import (
+	"bytes"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/yunxiao-exporter/yunxiao_exporter/deploy/internal/rulegen"
+)
+
+// kustomize renders a kustomization with `kubectl kustomize`, or with a
+// standalone `kustomize build`.
+func kustomize(t *testing.T, dir string) manifests {
+	t.Helper()
+	if kubectl, err := exec.LookPath("kubectl"); err == nil {
+		return parseManifests(t, run(t, repoRoot(t), kubectl, "kustomize", dir))
+	}
+	kz := lookTool(t, "kustomize", filepath.Join(goBinDir(), "kustomize"))
+	return parseManifests(t, run(t, repoRoot(t), kz, "build", dir))
+}
+
+// TestPrometheusRuleUpToDate keeps the kustomize base's PrometheusRule equal to
+// what `make generate` makes of deploy/prometheus/alerts.yml, byte for byte,
+// and its groups equal to the rule file's.
+func TestPrometheusRuleUpToDate(t *testing.T) {
+	alerts := readFile(t, repoPath(t, "deploy", "prometheus", "alerts.yml"))
+	want, err := rulegen.PrometheusRule(alerts, "yunxiao-exporter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := repoPath(t, "deploy", "kubernetes", "base", "prometheusrule.yaml")
+	got := readFile(t, file)
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s is out of date with deploy/prometheus/alerts.yml: run `make generate`", file)
+	}
+	var pr struct {
+		Kind string `yaml:"kind"`
+		Spec struct {
+			Groups any `yaml:"groups"`
+		} `yaml:"spec"`
+	}
+	if err := yaml.Unmarshal(got, &pr); err != nil {
+		t.Fatal(err)
+	}
+	if pr.Kind != "PrometheusRule" {
+		t.Errorf("kind = %q", pr.Kind)
+	}
+	checkRuleGroups(t, file, pr.Spec.Groups)
+}
+
+// TestRulegenRejects covers the generator's input checks.
+func TestRulegenRejects(t *testing.T) {
+	for name, in := range map[string]string{
+		"not a mapping": "- a\n- b\n",
+		"other key":     "groups: [{name: a, rules: []}]\nextra: 1\n",
+		"no groups":     "groups: []\n",
+		"invalid":       "groups: [\n",
+	} {
+		if _, err := rulegen.PrometheusRule([]byte(in), "x"); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+var hashSuffix = regexp.MustCompile(`^yunxiao-exporter-config-[a-z0-9]{10}$`)
+
+func TestKustomizeExample(t *testing.T) {
+	ms := kustomize(t, "deploy/kubernetes/overlays/example")
+	w := checkWorkload(t, ms, workloadWant{
+		ServiceMonitor: true,
+		PrometheusRule: true,
+		TokenSecret:    "yunxiao-exporter-token",
+		TokenKey:       "token",
+		Pipelines:      true,
+	})
+
+	// The config is generated with a content hash in its name, so a config
+	// change rolls the pod (the kustomize form of a checksum annotation).
+	if !hashSuffix.MatchString(w.ConfigMap.Metadata.Name) {
+		t.Errorf("config ConfigMap %q has no content-hash suffix: a config change would not roll the pod", w.ConfigMap.Metadata.Name)
+	}
+	// The overlay's config replaces the base's.
+	yx, _ := w.Config["yunxiao"].(map[string]any)
+	if id, _ := yx["organization_id"].(string); id == "" || id == "REPLACE-WITH-ORGANIZATION-ID" {
+		t.Errorf("example config organization_id = %q, want the overlay's", id)
+	}
+	// No token in the rendered output: the Secret is created out of band.
+	if secrets := ms.ofKind("Secret"); len(secrets) != 0 {
+		t.Errorf("example overlay renders Secrets %v; the token must stay out of git", secrets)
+	}
+	for _, m := range ms {
+		if m.Metadata.Namespace != "monitoring" {
+			t.Errorf("%s namespace = %q, want monitoring", m, m.Metadata.Namespace)
+		}
+	}
+	for _, kind := range []string{"ServiceMonitor", "PrometheusRule"} {
+		if got := ms.one(t, kind).Metadata.Labels["release"]; got == "" {
+			t.Errorf("%s has no release label for the operator's selector", kind)
+		}
+	}
+}
+
+func TestKustomizeBase(t *testing.T) {
+	ms := kustomize(t, "deploy/kubernetes/base")
+	checkWorkload(t, ms, workloadWant{
+		ServiceMonitor: true,
+		PrometheusRule: true,
+		TokenSecret:    "yunxiao-exporter-token",
+		TokenKey:       "token",
+	})
+}
