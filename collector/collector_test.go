@@ -56,7 +56,7 @@ func (c *fakeClock) Add(d time.Duration) {
 
 // testEnv is a collector wired to a simulated Flow API.
 type testEnv struct {
-	t       *testing.T
+	t       testing.TB
 	sim     *flowsim.Server
 	url     string
 	clock   *fakeClock
@@ -84,7 +84,7 @@ func (b *syncBuffer) String() string {
 
 // newTestEnv starts the fake API and a collector watching pipelines (YAML
 // list items, e.g. "  - id: 1\n").
-func newTestEnv(t *testing.T, pipelines string, simPipelines ...flowsim.Pipeline) *testEnv {
+func newTestEnv(t testing.TB, pipelines string, simPipelines ...flowsim.Pipeline) *testEnv {
 	t.Helper()
 	clock := &fakeClock{t: testNow}
 	sim := flowsim.New(flowsim.Options{Token: testToken, OrganizationID: "org-1", Now: clock.Now}, simPipelines...)
