@@ -101,10 +101,3 @@ func Definitions() []MetricDef {
 func newDesc(d MetricDef) *prometheus.Desc {
 	return prometheus.NewDesc(d.Name, d.Help, d.Labels, nil)
 }
-
-func valueType(t dto.MetricType) prometheus.ValueType {
-	if t == dto.MetricType_COUNTER {
-		return prometheus.CounterValue
-	}
-	return prometheus.GaugeValue
-}

@@ -93,7 +93,7 @@ func TestStaticBuild(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("checks an ELF binary")
 	}
-	goTool := lookTool(t, "go", filepath.Join(runtime.GOROOT(), "bin", "go"))
+	goTool := lookTool(t, "go") // go test itself runs with go on PATH
 	bin := filepath.Join(t.TempDir(), "yunxiao_exporter")
 	if _, err := tryRun(t, repoRoot(t), []string{"CGO_ENABLED=0"}, goTool,
 		"build", "-trimpath", "-buildvcs=false", "-ldflags", buildLdflags(), "-o", bin, "."); err != nil {
