@@ -1,0 +1,663 @@
+package dashboards
+
+import (
+	"encoding/json"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// wantDashboards are the dashboards this directory ships, by file, with the
+// uid links and bookmarks depend on.
+var wantDashboards = []struct {
+	file, uid string
+}{
+	{"exporter-health.json", "yunxiao-exporter-health"},
+	{"overview.json", "yunxiao-overview"},
+	{"pipeline-detail.json", "yunxiao-pipeline-detail"},
+}
+
+// contractMetrics are the metric names the dashboards may query: those
+// docs/HELPERS-CONTRACT.md says the exporter exports (a histogram by its
+// series names), the few standard go_/process_ ones the dashboards use, and
+// the series Prometheus itself adds to every scrape.
+var contractMetrics = []struct {
+	name, source string
+}{
+	{"yunxiao_pipeline_run_status", "exporter"},
+	{"yunxiao_pipeline_run_trigger_mode", "exporter"},
+	{"yunxiao_pipeline_run_id", "exporter"},
+	{"yunxiao_pipeline_run_start_timestamp_seconds", "exporter"},
+	{"yunxiao_pipeline_run_end_timestamp_seconds", "exporter"},
+	{"yunxiao_pipeline_run_duration_seconds", "exporter"},
+	{"yunxiao_pipeline_stage_status", "exporter"},
+	{"yunxiao_pipeline_stage_duration_seconds", "exporter"},
+	{"yunxiao_pipeline_job_status", "exporter"},
+	{"yunxiao_pipeline_job_duration_seconds", "exporter"},
+	{"yunxiao_pipeline_up", "exporter"},
+	{"yunxiao_pipeline_last_success_timestamp_seconds", "exporter"},
+	{"yunxiao_pipeline_fetch_errors_total", "exporter"},
+	{"yunxiao_up", "exporter"},
+	{"yunxiao_scrape_duration_seconds", "exporter"},
+	{"yunxiao_api_requests_total", "exporter"},
+	{"yunxiao_api_request_duration_seconds_bucket", "exporter"},
+	{"yunxiao_api_request_duration_seconds_sum", "exporter"},
+	{"yunxiao_api_request_duration_seconds_count", "exporter"},
+	{"yunxiao_exporter_build_info", "exporter"},
+	{"yunxiao_exporter_config_last_reload_successful", "exporter"},
+	{"yunxiao_exporter_config_last_reload_success_timestamp_seconds", "exporter"},
+	{"go_goroutines", "go collector"},
+	{"go_memstats_heap_inuse_bytes", "go collector"},
+	{"process_cpu_seconds_total", "process collector"},
+	{"process_resident_memory_bytes", "process collector"},
+	{"process_open_fds", "process collector"},
+	{"process_max_fds", "process collector"},
+	{"up", "Prometheus"},
+	{"scrape_duration_seconds", "Prometheus"},
+	{"scrape_timeout_seconds", "Prometheus (--enable-feature=extra-scrape-metrics)"},
+}
+
+var allowedPanelTypes = map[string]bool{
+	"timeseries": true, "stat": true, "table": true, "state-timeline": true,
+	"status-history": true, "bargauge": true, "text": true, "row": true,
+}
+
+// statusColours are the colours every panel showing run, stage or job
+// statuses gives them.
+var statusColours = map[string]string{
+	"SUCCESS":  "green",
+	"FAIL":     "red",
+	"RUNNING":  "blue",
+	"WAITING":  "orange",
+	"CANCELED": "#8e8e8e",
+}
+
+var grafanaBuiltins = map[string]bool{
+	"__rate_interval": true, "__interval": true, "__interval_ms": true,
+	"__range": true, "__range_s": true, "__range_ms": true,
+}
+
+func loadAll(t *testing.T) ([]Dashboard, map[string][]byte) {
+	t.Helper()
+	raw, err := All()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ds, raw
+}
+
+func TestDashboardFiles(t *testing.T) {
+	ds, _ := loadAll(t)
+	if len(ds) != len(wantDashboards) {
+		t.Fatalf("got %d dashboards, want %d", len(ds), len(wantDashboards))
+	}
+	uids := map[string]string{}
+	for i, want := range wantDashboards {
+		d := ds[i]
+		if d.File != want.file || d.UID != want.uid {
+			t.Errorf("dashboard %d: got %s uid %q, want %s uid %q", i, d.File, d.UID, want.file, want.uid)
+		}
+		if other, dup := uids[d.UID]; dup {
+			t.Errorf("%s and %s share uid %q", other, d.File, d.UID)
+		}
+		uids[d.UID] = d.File
+		if d.Title == "" {
+			t.Errorf("%s: no title", d.File)
+		}
+		if d.SchemaVersion < 36 {
+			t.Errorf("%s: schemaVersion %d, want 36 or later", d.File, d.SchemaVersion)
+		}
+	}
+}
+
+func TestProvisionable(t *testing.T) {
+	_, raw := loadAll(t)
+	for name, b := range raw {
+		t.Run(name, func(t *testing.T) {
+			var top map[string]any
+			if err := json.Unmarshal(b, &top); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := top["__inputs"]; ok {
+				t.Error("has __inputs: export it without 'for sharing externally'")
+			}
+			for _, bad := range []string{"${DS_", "$DS_", "__requires"} {
+				if strings.Contains(string(b), bad) {
+					t.Errorf("contains %q", bad)
+				}
+			}
+			// Every /d/<uid> link points at one of our dashboards.
+			for _, m := range regexp.MustCompile(`/d/([A-Za-z0-9_-]+)`).FindAllStringSubmatch(string(b), -1) {
+				found := false
+				for _, w := range wantDashboards {
+					found = found || w.uid == m[1]
+				}
+				if !found {
+					t.Errorf("link to unknown dashboard uid %q", m[1])
+				}
+			}
+			// Readable: 2-space indented, as json.MarshalIndent writes it.
+			if !strings.HasPrefix(string(b), "{\n  \"") {
+				t.Error("not indented with 2 spaces")
+			}
+		})
+	}
+}
+
+func TestVariables(t *testing.T) {
+	want := []struct {
+		name, typ, query string
+	}{
+		{"datasource", "datasource", "prometheus"},
+		{"job", "query", "label_values(yunxiao_up, job)"},
+		{"instance", "query", `label_values(yunxiao_up{job=~"$job"}, instance)`},
+	}
+	ds, _ := loadAll(t)
+	for _, d := range ds {
+		vars := map[string]Variable{}
+		for _, v := range d.Templating.List {
+			vars[v.Name] = v
+		}
+		for _, w := range want {
+			v, ok := vars[w.name]
+			if !ok {
+				t.Errorf("%s: no %s variable", d.File, w.name)
+				continue
+			}
+			if v.Type != w.typ || v.QueryString() != w.query {
+				t.Errorf("%s: variable %s is %s %q, want %s %q", d.File, w.name, v.Type, v.QueryString(), w.typ, w.query)
+			}
+			if v.Type == "query" && !isOurDatasource(v.Datasource) {
+				t.Errorf("%s: variable %s datasource %+v", d.File, w.name, v.Datasource)
+			}
+		}
+		// Every variable an expression uses is defined or Grafana's own.
+		for _, p := range d.AllPanels() {
+			for _, tg := range p.Targets {
+				for _, m := range variableRe.FindAllStringSubmatch(tg.Expr, -1) {
+					name := m[1] + m[2] + m[3]
+					if _, ok := vars[name]; !ok && !grafanaBuiltins[name] {
+						t.Errorf("%s: panel %q uses undefined variable $%s", d.File, p.Title, name)
+					}
+				}
+			}
+		}
+	}
+}
+
+func isOurDatasource(ds *Datasource) bool {
+	return ds != nil && ds.Type == "prometheus" && ds.UID == "${datasource}"
+}
+
+func TestPanels(t *testing.T) {
+	ds, _ := loadAll(t)
+	for _, d := range ds {
+		ids, titles := map[int]string{}, map[string]bool{}
+		for _, p := range d.AllPanels() {
+			if titles[p.Title] {
+				t.Errorf("%s: two panels titled %q", d.File, p.Title)
+			}
+			titles[p.Title] = true
+			where := d.File + ": panel " + strings.TrimSpace(p.Title)
+			if strings.TrimSpace(p.Title) == "" {
+				t.Errorf("%s: panel id %d has no title", d.File, p.ID)
+			}
+			if !allowedPanelTypes[p.Type] {
+				t.Errorf("%s: type %q is not one of the allowed core panels", where, p.Type)
+			}
+			if other, dup := ids[p.ID]; dup || p.ID == 0 {
+				t.Errorf("%s: id %d missing or also used by %q", where, p.ID, other)
+			}
+			ids[p.ID] = p.Title
+			if g := p.GridPos; g == nil || g.W <= 0 || g.H <= 0 || g.X < 0 || g.Y < 0 || g.X+g.W > 24 {
+				t.Errorf("%s: bad or missing gridPos %+v", where, g)
+			}
+			if p.Type == "row" || p.Type == "text" {
+				continue
+			}
+			if !isOurDatasource(p.Datasource) {
+				t.Errorf("%s: datasource %+v, want prometheus ${datasource}", where, p.Datasource)
+			}
+			if p.FieldConfig.Defaults.Unit == "" {
+				t.Errorf("%s: no unit (fieldConfig.defaults.unit)", where)
+			}
+			if len(p.Targets) == 0 {
+				t.Errorf("%s: no queries", where)
+			}
+			refs := map[string]bool{}
+			for _, tg := range p.Targets {
+				if tg.RefID == "" || refs[tg.RefID] {
+					t.Errorf("%s: refId %q empty or repeated", where, tg.RefID)
+				}
+				refs[tg.RefID] = true
+				if tg.Datasource != nil && !isOurDatasource(tg.Datasource) {
+					t.Errorf("%s %s: target datasource %+v", where, tg.RefID, tg.Datasource)
+				}
+			}
+		}
+	}
+}
+
+func TestExpressions(t *testing.T) {
+	allowed := map[string]bool{}
+	for _, m := range contractMetrics {
+		allowed[m.name] = true
+	}
+	rateCall := regexp.MustCompile(`\b(rate|irate|increase)\s*\(`)
+	ds, _ := loadAll(t)
+	for _, d := range ds {
+		for _, v := range d.Templating.List {
+			if v.Type != "query" {
+				continue
+			}
+			expr, _, err := parseVariableQuery(v.QueryString())
+			if err != nil {
+				t.Errorf("%s: variable %s: %v", d.File, v.Name, err)
+			}
+			for _, s := range selectors(expr) {
+				if !allowed[s.metric] {
+					t.Errorf("%s: variable %s: metric %q is not in the contract", d.File, v.Name, s.metric)
+				}
+			}
+		}
+		for _, p := range d.AllPanels() {
+			for _, tg := range p.Targets {
+				where := d.File + ": panel " + p.Title + " " + tg.RefID
+				sels := selectors(tg.Expr)
+				if len(sels) == 0 {
+					t.Errorf("%s: selects no metric: %q", where, tg.Expr)
+				}
+				for _, s := range sels {
+					if !allowed[s.metric] {
+						t.Errorf("%s: metric %q is not in the contract", where, s.metric)
+					}
+					for _, m := range []string{`job=~"$job"`, `instance=~"$instance"`} {
+						if !strings.Contains(s.matchers, m) {
+							t.Errorf("%s: %s{%s} lacks %s", where, s.metric, s.matchers, m)
+						}
+					}
+				}
+				for _, loc := range rateCall.FindAllStringIndex(tg.Expr, -1) {
+					end := closing(tg.Expr, loc[1]-1)
+					if end < 0 || !strings.Contains(tg.Expr[loc[0]:end], "[$__rate_interval]") {
+						t.Errorf("%s: %s without [$__rate_interval]: %q", where, tg.Expr[loc[0]:loc[1]-1], tg.Expr)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestStatusColours checks that panels showing statuses colour them.
+func TestStatusColours(t *testing.T) {
+	showsStatus := regexp.MustCompile(`(by|group_left) \([^)]*\bstatus\b[^)]*\)|status="SUCCESS"[\s\S]*status="FAIL"`)
+	_, raw := loadAll(t)
+	for name, b := range raw {
+		var d struct {
+			Panels []rawPanel `json:"panels"`
+		}
+		if err := json.Unmarshal(b, &d); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, p := range flattenRaw(d.Panels) {
+			shows := false
+			for _, tg := range p.Targets {
+				shows = shows || (strings.Contains(tg.Expr, "_status{") && showsStatus.MatchString(tg.Expr))
+			}
+			if !shows {
+				continue
+			}
+			n++
+			got := p.colours()
+			for status, colour := range statusColours {
+				if got[status] != colour {
+					t.Errorf("%s: panel %q colours %s %q, want %q", name, p.Title, status, got[status], colour)
+				}
+			}
+		}
+		if name != "exporter-health.json" && n == 0 {
+			t.Errorf("%s: no panel shows statuses", name)
+		}
+	}
+}
+
+func TestQueries(t *testing.T) {
+	qs, err := Queries(map[string]string{"pipeline": "1001"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, _ := loadAll(t)
+	want := 0
+	for _, d := range ds {
+		for _, v := range d.Templating.List {
+			if v.Type == "query" {
+				want++
+			}
+		}
+		for _, p := range d.AllPanels() {
+			want += len(p.Targets)
+		}
+	}
+	if len(qs) != want {
+		t.Errorf("Queries returned %d, want %d (every variable query and target)", len(qs), want)
+	}
+	seen := map[string]bool{}
+	for _, q := range qs {
+		where := q.Dashboard + ": " + q.Panel + q.Variable + " " + q.RefID
+		if q.Dashboard == "" || (q.Panel == "") == (q.Variable == "") {
+			t.Errorf("%s: incomplete %+v", where, q)
+		}
+		if q.Panel != "" && (q.RefID == "" || q.PanelID == 0) {
+			t.Errorf("%s: panel query without refId or panel id", where)
+		}
+		if seen[where] {
+			t.Errorf("%s: repeated", where)
+		}
+		seen[where] = true
+		if strings.Contains(q.Expr, "$") {
+			t.Errorf("%s: unsubstituted variable in %q", where, q.Expr)
+		}
+		if err := balanced(q.Expr); err != "" {
+			t.Errorf("%s: %s in %q", where, err, q.Expr)
+		}
+	}
+	for _, w := range []struct{ dashboard, part string }{
+		{"yunxiao-pipeline-detail", `pipeline_id=~"1001"`},
+		{"yunxiao-overview", "> 7200"},
+		{"yunxiao-exporter-health", "[1m]"},
+		{"yunxiao-overview", "[1h]"},
+	} {
+		found := false
+		for _, q := range qs {
+			found = found || (q.Dashboard == w.dashboard && strings.Contains(q.Expr, w.part))
+		}
+		if !found {
+			t.Errorf("%s: no query contains %q", w.dashboard, w.part)
+		}
+	}
+}
+
+func TestSubstitute(t *testing.T) {
+	lookup := func(name string) (string, bool) {
+		v, ok := map[string]string{"job": "j.*", "__rate_interval": "2m"}[name]
+		return v, ok
+	}
+	for _, c := range []struct {
+		in, want string
+		fails    bool
+	}{
+		{in: `rate(x{job=~"$job"}[$__rate_interval])`, want: `rate(x{job=~"j.*"}[2m])`},
+		{in: `x{job=~"${job}"} or x{job=~"${job:regex}"} or x{job=~"[[job]]"}`, want: `x{job=~"j.*"} or x{job=~"j.*"} or x{job=~"j.*"}`},
+		{in: `x{a="$nope"}`, fails: true},
+		{in: `x{a="${__data.fields.id}"}`, fails: true},
+	} {
+		got, err := substitute(c.in, lookup)
+		if (err != nil) != c.fails || (!c.fails && got != c.want) {
+			t.Errorf("substitute(%q) = %q, %v; want %q (fails %v)", c.in, got, err, c.want, c.fails)
+		}
+	}
+}
+
+func TestParseVariableQuery(t *testing.T) {
+	for _, c := range []struct{ in, expr, label string }{
+		{`label_values(yunxiao_up{job=~"$job", a="b"}, instance)`, `yunxiao_up{job=~"$job", a="b"}`, "instance"},
+		{`query_result(max by (a) (x))`, `max by (a) (x)`, ""},
+	} {
+		expr, label, err := parseVariableQuery(c.in)
+		if err != nil || expr != c.expr || label != c.label {
+			t.Errorf("parseVariableQuery(%q) = %q, %q, %v", c.in, expr, label, err)
+		}
+	}
+	if _, _, err := parseVariableQuery("metrics(yunxiao_.*)"); err == nil {
+		t.Error("metrics() accepted")
+	}
+}
+
+func TestSelectors(t *testing.T) {
+	got := selectors(`sum by (le, endpoint) (rate(a_b{x="}{", y=~"$y"}[5m])) / on (job) group_left (status) max without (z) (c offset 5m) or vector(0) * 1e3 and time() > bool d:e > $threshold`)
+	var names []string
+	for _, s := range got {
+		names = append(names, s.metric)
+	}
+	sort.Strings(names)
+	if strings.Join(names, " ") != "a_b c d:e" {
+		t.Errorf("selectors found %v, want [a_b c d:e]", names)
+	}
+	if got[0].matchers != `x="}{", y=~"$y"` {
+		t.Errorf("matchers %q", got[0].matchers)
+	}
+}
+
+// selector is a metric name in an expression and its {matchers} ("" if none).
+type selector struct{ metric, matchers string }
+
+var (
+	promKeywords = map[string]bool{
+		"and": true, "or": true, "unless": true, "bool": true, "offset": true,
+		"inf": true, "nan": true, "atan2": true,
+	}
+	// Followed by a parenthesised label list, not by an expression.
+	labelListKeywords = map[string]bool{
+		"by": true, "without": true, "on": true, "ignoring": true,
+		"group_left": true, "group_right": true,
+	}
+	aggregations = map[string]bool{
+		"sum": true, "min": true, "max": true, "avg": true, "group": true, "stddev": true,
+		"stdvar": true, "count": true, "count_values": true, "bottomk": true, "topk": true,
+		"quantile": true, "limitk": true, "limit_ratio": true,
+	}
+)
+
+// selectors finds the metric selectors of a PromQL expression with a small
+// lexer: enough for the dashboards' expressions, not a PromQL parser.
+func selectors(expr string) []selector {
+	var out []selector
+	isIdentStart := func(c byte) bool { return c == '_' || c == ':' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+	isIdent := func(c byte) bool { return isIdentStart(c) || c >= '0' && c <= '9' }
+	nextNonSpace := func(i int) int {
+		for i < len(expr) && strings.ContainsRune(" \t\n", rune(expr[i])) {
+			i++
+		}
+		return i
+	}
+	for i := 0; i < len(expr); {
+		c := expr[i]
+		switch {
+		case c == '"' || c == '\'' || c == '`':
+			i = skipString(expr, i)
+		case c == '[':
+			for i < len(expr) && expr[i] != ']' {
+				i++
+			}
+		case c == '$': // a Grafana variable, not a metric
+			if m := variableRe.FindStringIndex(expr[i:]); m != nil && m[0] == 0 {
+				i += m[1]
+				continue
+			}
+		case c >= '0' && c <= '9' || c == '.':
+			for i < len(expr) && (isIdent(expr[i]) || expr[i] == '.') {
+				i++
+			}
+			continue
+		case isIdentStart(c):
+			j := i
+			for j < len(expr) && isIdent(expr[j]) {
+				j++
+			}
+			word, k := expr[i:j], nextNonSpace(j)
+			i = j
+			switch {
+			case labelListKeywords[word]:
+				if k < len(expr) && expr[k] == '(' {
+					i = closing(expr, k) + 1
+				}
+			case promKeywords[word] || aggregations[word]:
+			case k < len(expr) && expr[k] == '(':
+				// a function call
+			case k < len(expr) && expr[k] == '{':
+				end := closing(expr, k)
+				out = append(out, selector{word, expr[k+1 : end]})
+				i = end + 1
+			default:
+				out = append(out, selector{word, ""})
+			}
+			continue
+		}
+		i++
+	}
+	return out
+}
+
+// skipString returns the index just past the string literal starting at i.
+func skipString(s string, i int) int {
+	q := s[i]
+	for i++; i < len(s); i++ {
+		if s[i] == '\\' && q != '`' {
+			i++
+		} else if s[i] == q {
+			return i + 1
+		}
+	}
+	return i
+}
+
+// closing returns the index of the bracket closing the one at open, or -1.
+func closing(s string, open int) int {
+	pairs := map[byte]byte{'(': ')', '{': '}', '[': ']'}
+	var stack []byte
+	for i := open; i < len(s); {
+		c := s[i]
+		if c == '"' || c == '\'' || c == '`' {
+			i = skipString(s, i)
+			continue
+		}
+		if want, ok := pairs[c]; ok {
+			stack = append(stack, want)
+		} else if len(stack) > 0 && c == stack[len(stack)-1] {
+			stack = stack[:len(stack)-1]
+			if len(stack) == 0 {
+				return i
+			}
+		}
+		i++
+	}
+	return -1
+}
+
+// balanced reports what is wrong with the expression's brackets and quotes,
+// or "" when they balance.
+func balanced(s string) string {
+	var stack []byte
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch c {
+		case '"', '\'', '`':
+			j := skipString(s, i)
+			if j > len(s) || s[j-1] != c || j-1 == i {
+				return "unterminated string"
+			}
+			i = j
+			continue
+		case '(', '{', '[':
+			stack = append(stack, map[byte]byte{'(': ')', '{': '}', '[': ']'}[c])
+		case ')', '}', ']':
+			if len(stack) == 0 || stack[len(stack)-1] != c {
+				return "unbalanced " + string(c)
+			}
+			stack = stack[:len(stack)-1]
+		}
+		i++
+	}
+	if len(stack) > 0 {
+		return "unclosed bracket"
+	}
+	return ""
+}
+
+// rawPanel is what TestStatusColours reads of a panel.
+type rawPanel struct {
+	Title   string     `json:"title"`
+	Panels  []rawPanel `json:"panels"`
+	Targets []struct {
+		Expr string `json:"expr"`
+	} `json:"targets"`
+	FieldConfig struct {
+		Defaults struct {
+			Mappings []mapping `json:"mappings"`
+		} `json:"defaults"`
+		Overrides []struct {
+			Matcher struct {
+				ID      string `json:"id"`
+				Options any    `json:"options"`
+			} `json:"matcher"`
+			Properties []struct {
+				ID    string          `json:"id"`
+				Value json.RawMessage `json:"value"`
+			} `json:"properties"`
+		} `json:"overrides"`
+	} `json:"fieldConfig"`
+}
+
+type mapping struct {
+	Type    string `json:"type"`
+	Options map[string]struct {
+		Text  string `json:"text"`
+		Color string `json:"color"`
+	} `json:"options"`
+}
+
+func flattenRaw(ps []rawPanel) []rawPanel {
+	var out []rawPanel
+	for _, p := range ps {
+		out = append(out, p)
+		out = append(out, flattenRaw(p.Panels)...)
+	}
+	return out
+}
+
+// colours returns the colour the panel gives each displayed text, from value
+// mappings (defaults and overrides) and fixed colours of byName overrides.
+func (p rawPanel) colours() map[string]string {
+	out := map[string]string{}
+	addMappings := func(ms []mapping) {
+		for _, m := range ms {
+			if m.Type != "value" {
+				continue
+			}
+			for key, r := range m.Options {
+				text := r.Text
+				if text == "" {
+					text = key
+				}
+				out[text] = r.Color
+			}
+		}
+	}
+	addMappings(p.FieldConfig.Defaults.Mappings)
+	for _, o := range p.FieldConfig.Overrides {
+		for _, pr := range o.Properties {
+			switch pr.ID {
+			case "mappings":
+				var ms []mapping
+				if json.Unmarshal(pr.Value, &ms) == nil {
+					addMappings(ms)
+				}
+			case "color":
+				var c struct {
+					FixedColor string `json:"fixedColor"`
+				}
+				name, _ := o.Matcher.Options.(string)
+				if o.Matcher.ID == "byName" && json.Unmarshal(pr.Value, &c) == nil {
+					out[name] = c.FixedColor
+				}
+			}
+		}
+	}
+	return out
+}
