@@ -285,10 +285,12 @@ func (c *Collector) noteFailure(t *target, err error) {
 	t.errors[reason]++
 	t.up = false
 	t.lastError = err.Error()
+	// A cause is the reason and HTTP status: the same failure repeated
+	// (with another request id or message) is not news.
 	cause := string(reason)
 	var apiErr *yunxiao.Error
-	if errors.As(err, &apiErr) {
-		cause = fmt.Sprintf("%s %d %s", reason, apiErr.StatusCode, apiErr.Code)
+	if errors.As(err, &apiErr) && apiErr.StatusCode != 0 {
+		cause = fmt.Sprintf("%s (HTTP %d)", reason, apiErr.StatusCode)
 	}
 	logger := level.Debug(c.logger)
 	if cause != t.lastCause {
