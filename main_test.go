@@ -3,8 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,8 +23,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/exporter-toolkit/web"
+	"go.yaml.in/yaml/v3"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/yunxiao-exporter/yunxiao_exporter/collector"
 	"github.com/yunxiao-exporter/yunxiao_exporter/flowsim"
@@ -350,6 +362,130 @@ func TestVersionAndHelpExit(t *testing.T) {
 		out := stdout.String() + stderr.String()
 		if code != 0 || !strings.Contains(out, "yunxiao_exporter") {
 			t.Errorf("%v: exit %d, output %q", args, code, out)
+		}
+	}
+}
+
+// TestWebConfigTLSAndBasicAuth runs the exporter behind exporter-toolkit's
+// --web.config.file with TLS and basic auth, end to end.
+func TestWebConfigTLSAndBasicAuth(t *testing.T) {
+	dir := t.TempDir()
+	caPEM, certPEM, keyPEM := selfSignedCert(t)
+	writeTestFile(t, filepath.Join(dir, "tls.crt"), certPEM)
+	writeTestFile(t, filepath.Join(dir, "tls.key"), keyPEM)
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret-scrape"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, filepath.Join(dir, "web.yml"), []byte(fmt.Sprintf(
+		"tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\nbasic_auth_users:\n  prometheus: %s\n", hash)))
+
+	e := startExporter(t, "--demo", "--web.config.file="+filepath.Join(dir, "web.yml"))
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}}}
+	httpsURL := strings.Replace(e.base, "http://", "https://", 1) + "/metrics"
+
+	cases := []struct {
+		name       string
+		user, pass string
+		want       int
+	}{
+		{"right credentials", "prometheus", "s3cret-scrape", http.StatusOK},
+		{"wrong password", "prometheus", "guess", http.StatusUnauthorized},
+		{"no credentials", "", "", http.StatusUnauthorized},
+	}
+	for _, tc := range cases {
+		req, _ := http.NewRequest(http.MethodGet, httpsURL, nil)
+		if tc.user != "" {
+			req.SetBasicAuth(tc.user, tc.pass)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s: HTTP %d, want %d", tc.name, resp.StatusCode, tc.want)
+		}
+		if tc.want == http.StatusOK && !strings.Contains(string(body), "yunxiao_up") {
+			t.Errorf("%s: no metrics in the answer", tc.name)
+		}
+	}
+	// Plain HTTP gets no metrics.
+	resp, err := http.Get(e.base + "/metrics")
+	if err == nil {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(body), "yunxiao_up") {
+			t.Error("metrics were served over plain HTTP with TLS configured")
+		}
+	}
+}
+
+func writeTestFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// selfSignedCert returns a CA-signed localhost certificate: CA PEM, cert PEM, key PEM.
+func selfSignedCert(t *testing.T) (caPEM, certPEM, keyPEM []byte) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+}
+
+// TestExampleWebConfig: the shipped example parses with the toolkit's own
+// schema, and its user's hash is real bcrypt.
+func TestExampleWebConfig(t *testing.T) {
+	data, err := os.ReadFile("deploy/web-config.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg web.Config // the toolkit's own schema, strictly
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.TLSConfig.TLSCertPath == "" || cfg.TLSConfig.TLSKeyPath == "" || len(cfg.Users) == 0 {
+		t.Fatalf("the example should show TLS and basic auth: %+v", cfg)
+	}
+	for user, hash := range cfg.Users {
+		if err := bcrypt.CompareHashAndPassword([]byte(string(hash)), []byte("change-me")); err != nil {
+			t.Errorf("user %s: %v", user, err)
 		}
 	}
 }
