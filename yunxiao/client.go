@@ -47,6 +47,10 @@ const (
 	// Alibaba's own client waits 60 s after a 429 without Retry-After; we
 	// start lower and double up to that, so a single 429 costs little.
 	max429Backoff = 60 * time.Second
+	// A call waits out a 429's pause itself only when it is this short (and
+	// fits the caller's deadline); a longer one fails the call as
+	// rate_limited at once, and the next call tries again.
+	maxInlineRateLimitWait = time.Second
 )
 
 // Options configure a Client.
@@ -80,9 +84,17 @@ type Client struct {
 	limiter *rate.Limiter // nil when unlimited
 	metrics *Metrics
 
-	mu             sync.Mutex
-	cooldownUntil  time.Time // set by a 429: no request before this
-	consecutive429 int
+	mu        sync.Mutex
+	cooldowns map[string]*cooldown // by request path: set by a 429
+}
+
+// cooldown holds back requests for one path after the API answered 429.
+// It is per path so that a 429 about one pipeline affects only that
+// pipeline; when the whole API throttles, every path gets its own 429 and
+// backs off on its own.
+type cooldown struct {
+	until       time.Time
+	consecutive int
 }
 
 // New returns a Client. metrics may be shared by successive clients (on
@@ -132,11 +144,12 @@ func New(opts Options, metrics *Metrics) (*Client, error) {
 		transport = t
 	}
 	c := &Client{
-		opts:    opts,
-		prefix:  prefix,
-		host:    base.Host,
-		sem:     semaphore.NewWeighted(int64(opts.MaxConcurrency)),
-		metrics: metrics,
+		opts:      opts,
+		prefix:    prefix,
+		host:      base.Host,
+		sem:       semaphore.NewWeighted(int64(opts.MaxConcurrency)),
+		metrics:   metrics,
+		cooldowns: map[string]*cooldown{},
 	}
 	c.http = &http.Client{Transport: transport, CheckRedirect: c.checkRedirect}
 	if opts.RateLimit > 0 {
@@ -169,11 +182,11 @@ func (c *Client) GetLatestPipelineRun(ctx context.Context, pipelineID int64) (*P
 	path := fmt.Sprintf("/pipelines/%d/runs/latestPipelineRun", pipelineID)
 	body, err := c.get(ctx, EndpointGetLatestPipelineRun, path)
 	if err != nil {
-		return nil, err
+		return nil, c.redactError(err)
 	}
 	run, err := DecodeRun(body)
 	if err != nil {
-		return nil, &Error{Endpoint: EndpointGetLatestPipelineRun, StatusCode: http.StatusOK, Reason: ReasonBadResponse, Err: err}
+		return nil, c.redactError(&Error{Endpoint: EndpointGetLatestPipelineRun, StatusCode: http.StatusOK, Reason: ReasonBadResponse, Err: err})
 	}
 	return run, nil
 }
@@ -182,11 +195,11 @@ func (c *Client) GetLatestPipelineRun(ctx context.Context, pipelineID int64) (*P
 func (c *Client) GetPipeline(ctx context.Context, pipelineID int64) (*Pipeline, error) {
 	body, err := c.get(ctx, EndpointGetPipeline, fmt.Sprintf("/pipelines/%d", pipelineID))
 	if err != nil {
-		return nil, err
+		return nil, c.redactError(err)
 	}
 	p, err := DecodePipeline(body)
 	if err != nil {
-		return nil, &Error{Endpoint: EndpointGetPipeline, StatusCode: http.StatusOK, Reason: ReasonBadResponse, Err: err}
+		return nil, c.redactError(&Error{Endpoint: EndpointGetPipeline, StatusCode: http.StatusOK, Reason: ReasonBadResponse, Err: err})
 	}
 	return p, nil
 }
@@ -200,7 +213,7 @@ func (c *Client) get(ctx context.Context, endpoint, path string) ([]byte, error)
 		if err == nil {
 			return body, nil
 		}
-		wait, retryable := c.retryDelay(err, attempt)
+		wait, retryable := c.retryDelay(path, err, attempt)
 		if !retryable || attempt >= c.opts.MaxRetries || !sleepWithin(ctx, wait) {
 			return nil, err
 		}
@@ -208,7 +221,7 @@ func (c *Client) get(ctx context.Context, endpoint, path string) ([]byte, error)
 }
 
 // retryDelay says whether err is worth another try and after how long.
-func (c *Client) retryDelay(err error, attempt int) (time.Duration, bool) {
+func (c *Client) retryDelay(path string, err error, attempt int) (time.Duration, bool) {
 	var apiErr *Error
 	if !errors.As(err, &apiErr) {
 		return 0, false
@@ -216,9 +229,8 @@ func (c *Client) retryDelay(err error, attempt int) (time.Duration, bool) {
 	backoff := c.opts.RetryBackoff << attempt
 	switch apiErr.Reason {
 	case ReasonRateLimited:
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return max(time.Until(c.cooldownUntil), 0), true
+		wait := c.cooldownLeft(path)
+		return wait, wait <= maxInlineRateLimitWait
 	case ReasonServerError:
 		switch apiErr.StatusCode {
 		case 500, 502, 503, 504:
@@ -260,7 +272,7 @@ func sleepWithin(ctx context.Context, d time.Duration) bool {
 
 // attempt performs one request under the shared limits.
 func (c *Client) attempt(ctx context.Context, endpoint, path string) ([]byte, error) {
-	if err := c.waitCooldown(ctx, endpoint); err != nil {
+	if err := c.waitCooldown(ctx, endpoint, path); err != nil {
 		return nil, err
 	}
 	if err := c.sem.Acquire(ctx, 1); err != nil {
@@ -299,17 +311,17 @@ func (c *Client) attempt(ctx context.Context, endpoint, path string) ([]byte, er
 	defer resp.Body.Close()
 	body, readErr := readCapped(resp.Body, c.opts.MaxBodyBytes)
 	c.metrics.observe(endpoint, strconv.Itoa(resp.StatusCode), time.Since(start))
-	requestID := clean(resp.Header.Get("x-request-id"), 80)
+	requestID := c.redact(clean(resp.Header.Get("x-request-id"), 80))
 
 	if resp.StatusCode == http.StatusTooManyRequests {
-		d := c.noteRateLimited(resp.Header.Get("Retry-After"))
+		d := c.noteRateLimited(path, resp.Header.Get("Retry-After"))
 		c.metrics.setUp(true)
 		e := c.statusError(endpoint, resp, body, requestID)
 		e.Message = strings.TrimPrefix(e.Message+fmt.Sprintf("; retry after %s", d.Round(time.Millisecond)), "; ")
 		return nil, e
 	}
 	c.mu.Lock()
-	c.consecutive429 = 0
+	delete(c.cooldowns, path)
 	c.mu.Unlock()
 
 	if readErr != nil {
@@ -380,6 +392,31 @@ func (c *Client) redact(s string) string {
 	return strings.ReplaceAll(s, c.opts.Token, "<secret>")
 }
 
+// redactError is the one gate every error passes on its way out of the
+// client: whatever field the server's text reached (message, request id,
+// a decoder's quote of a bad value), the token does not get through.
+func (c *Client) redactError(err error) error {
+	var apiErr *Error
+	if !errors.As(err, &apiErr) {
+		return redactedError{text: c.redact(err.Error()), cause: err}
+	}
+	out := *apiErr
+	out.Code, out.Message, out.RequestID = c.redact(out.Code), c.redact(out.Message), c.redact(out.RequestID)
+	if out.Err != nil && strings.Contains(out.Err.Error(), c.opts.Token) {
+		out.Err = redactedError{text: c.redact(out.Err.Error()), cause: out.Err}
+	}
+	return &out
+}
+
+// redactedError shows redacted text but keeps its cause for errors.Is/As.
+type redactedError struct {
+	text  string
+	cause error
+}
+
+func (e redactedError) Error() string { return e.text }
+func (e redactedError) Unwrap() error { return e.cause }
+
 func (c *Client) transportError(endpoint string, ctx, reqCtx context.Context, err error) *Error {
 	switch {
 	case errors.Is(err, errRedirect):
@@ -404,32 +441,44 @@ func contextError(endpoint string, err error, doing string) *Error {
 	return &Error{Endpoint: endpoint, Reason: reason, Message: "deadline reached " + doing}
 }
 
-// noteRateLimited records a 429 and returns how long to hold off.
-func (c *Client) noteRateLimited(retryAfter string) time.Duration {
+// noteRateLimited records a 429 for path and returns how long to hold off.
+func (c *Client) noteRateLimited(path, retryAfter string) time.Duration {
 	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.consecutive429++
+	cd := c.cooldowns[path]
+	if cd == nil {
+		cd = &cooldown{}
+		c.cooldowns[path] = cd
+	}
+	cd.consecutive++
 	d, ok := ParseRetryAfter(retryAfter, now)
 	if !ok {
-		d = min(time.Second<<min(c.consecutive429-1, 6), max429Backoff)
+		d = min(time.Second<<min(cd.consecutive-1, 6), max429Backoff)
 	}
-	if until := now.Add(d); until.After(c.cooldownUntil) {
-		c.cooldownUntil = until
+	if until := now.Add(d); until.After(cd.until) {
+		cd.until = until
 	}
 	return d
 }
 
-// waitCooldown holds a request back while the API has asked us to slow
-// down, or fails at once when that would outlast ctx's deadline.
-func (c *Client) waitCooldown(ctx context.Context, endpoint string) error {
+func (c *Client) cooldownLeft(path string) time.Duration {
 	c.mu.Lock()
-	wait := time.Until(c.cooldownUntil)
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	if cd := c.cooldowns[path]; cd != nil {
+		return max(time.Until(cd.until), 0)
+	}
+	return 0
+}
+
+// waitCooldown holds a request back while the API has asked us to slow
+// down on this path, or fails at once when that would outlast ctx's deadline.
+func (c *Client) waitCooldown(ctx context.Context, endpoint, path string) error {
+	wait := c.cooldownLeft(path)
 	if wait <= 0 {
 		return nil
 	}
-	if !sleepWithin(ctx, wait) {
+	if wait > maxInlineRateLimitWait || !sleepWithin(ctx, wait) {
 		if ctx.Err() != nil {
 			return contextError(endpoint, ctx.Err(), "while the API asked us to slow down")
 		}
