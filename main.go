@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ln net.Li
 		configCheck = app.Flag("config.check", "Validate the configuration file, print what is wrong (file, line, key) and exit 0 or 1 without serving.").Bool()
 		metricsPath = app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
 		maxRequests = app.Flag("web.max-requests", "Maximum number of concurrent scrapes; more are answered 503.").Default("40").Int64()
+		shardIndex  = app.Flag("shard.index", "This replica's shard, from 0, when --shard.total replicas split the pipelines by a stable hash of their id.").Default("0").Int()
+		shardTotal  = app.Flag("shard.total", "Number of replicas splitting the pipelines; 1 is no sharding.").Default("1").Int()
 		demo        = app.Flag("demo", "Serve and scrape a built-in simulated Flow API whose pipelines run, pass and fail in real time; no token or config needed.").Bool()
 		logLevel    = app.Flag("log.level", "Only log messages with the given severity or above. One of: [debug, info, warn, error]").Default("info").Enum("debug", "info", "warn", "error")
 		logFormat   = app.Flag("log.format", "Output format of log messages. One of: [logfmt, json]").Default("logfmt").Enum("logfmt", "json")
@@ -80,15 +83,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ln net.Li
 	if *configCheck {
 		return checkConfig(*configFile, stdout, stderr)
 	}
+	shard := collector.Shard{Index: *shardIndex, Total: *shardTotal}
+	if err := shard.Validate(); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", exporterName, err)
+		return 2
+	}
 
 	baseLogger := newBaseLogger(*logLevel, *logFormat, stderr)
 	logger := log.With(baseLogger, "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller)
 	level.Info(logger).Log("msg", "starting "+exporterName, "version", version.Info(), "build_context", version.BuildContext())
 
 	apiMetrics := yunxiao.NewMetrics()
-	reg := newRegistry(apiMetrics)
+	reg := newRegistry(apiMetrics, shard)
 	safeConfig := config.NewSafeConfig(reg, config.LoadOptions{})
-	coll := collector.New(collector.Options{Logger: logger})
+	coll := collector.New(collector.Options{Logger: logger, Shard: shard})
 	defer coll.Close()
 	apply := func(cfg *config.Config) error {
 		for _, w := range cfg.Warnings {
@@ -192,13 +200,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ln net.Li
 
 // newRegistry holds everything but the pipelines' metrics, which the
 // collector's handler serves prebuilt beside it.
-func newRegistry(apiMetrics *yunxiao.Metrics) *prometheus.Registry {
+func newRegistry(apiMetrics *yunxiao.Metrics, shard collector.Shard) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
+	shardInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "yunxiao_exporter_shard_info",
+		Help:        "This replica's share of the pipelines: it exports pipelines whose id hashes to shard_index modulo shard_total (0 of 1 when not sharded).",
+		ConstLabels: prometheus.Labels{"shard_index": strconv.Itoa(shard.Index), "shard_total": strconv.Itoa(shard.Total)},
+	})
+	shardInfo.Set(1)
 	reg.MustRegister(
 		versioncollector.NewCollector(exporterName),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		apiMetrics,
+		shardInfo,
 	)
 	return reg
 }

@@ -540,3 +540,23 @@ func TestTokenNeverLeaks(t *testing.T) {
 		}
 	}
 }
+
+func TestShardFlags(t *testing.T) {
+	for _, args := range [][]string{{"--shard.total=0"}, {"--shard.index=2", "--shard.total=2"}, {"--shard.index=-1", "--shard.total=2"}} {
+		var stderr bytes.Buffer
+		if code := run(context.Background(), append(args, "--demo"), io.Discard, &stderr, nil); code != 2 || !strings.Contains(stderr.String(), "--shard.") {
+			t.Errorf("%v: exit %d, %q; want 2 and a message naming the flag", args, code, stderr.String())
+		}
+	}
+	e := startExporter(t, "--demo", "--shard.index=1", "--shard.total=2")
+	_, metrics := e.get("/metrics")
+	if !strings.Contains(metrics, `yunxiao_exporter_shard_info{shard_index="1",shard_total="2"} 1`) {
+		t.Error("the shard info metric is missing")
+	}
+	for _, p := range flowsim.DemoPipelines() {
+		has := strings.Contains(metrics, fmt.Sprintf(`yunxiao_pipeline_up{pipeline_id="%d",`, p.ID))
+		if want := collector.ShardOf(p.ID, 2) == 1; has != want {
+			t.Errorf("pipeline %d exported=%v, want %v", p.ID, has, want)
+		}
+	}
+}

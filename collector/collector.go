@@ -39,6 +39,8 @@ type Options struct {
 	// ScrapeTimeout is the deadline Collect uses (the HTTP handler takes
 	// Prometheus' own from its request header).
 	ScrapeTimeout time.Duration
+	// Shard restricts the collector to its share of the pipelines.
+	Shard Shard
 }
 
 // Defaults for Options.
@@ -114,6 +116,9 @@ func New(opts Options) *Collector {
 	if opts.ScrapeTimeout <= 0 {
 		opts.ScrapeTimeout = DefaultScrapeTimeout
 	}
+	if opts.Shard.Total < 1 {
+		opts.Shard = Shard{Index: 0, Total: 1}
+	}
 	c := &Collector{opts: opts, logger: opts.Logger, now: opts.Now, scrape: newDesc(scrapeDurationDef)}
 	for f, d := range metricDefs {
 		c.descs[f] = newDesc(d)
@@ -150,6 +155,9 @@ func (c *Collector) SetAPI(api API, cfg *config.Config) error {
 	}
 	targets := make([]*target, 0, len(cfg.Pipelines))
 	for _, p := range cfg.Pipelines {
+		if !c.opts.Shard.Owns(p.ID) {
+			continue
+		}
 		t := old[p.ID]
 		if t == nil {
 			t = &target{id: p.ID, key: strconv.FormatInt(c.seq.Add(1), 10), errors: map[yunxiao.Reason]uint64{}}

@@ -440,6 +440,9 @@ type workloadWant struct {
 	TokenKey    string
 	// Pipelines: whether the config must list pipelines (an example, not a base).
 	Pipelines bool
+	// Kind and Replicas of the workload: Deployment and 1 unless sharded.
+	Kind     string
+	Replicas int
 }
 
 // workload is what checkWorkload found, for the renderer-specific checks.
@@ -459,11 +462,18 @@ type workload struct {
 func checkWorkload(t *testing.T, ms manifests, want workloadWant) workload {
 	t.Helper()
 	var w workload
-	ms.one(t, "Deployment").decode(t, &w.Deployment)
+	kind, replicas := want.Kind, want.Replicas
+	if kind == "" {
+		kind = "Deployment"
+	}
+	if replicas == 0 {
+		replicas = 1
+	}
+	ms.one(t, kind).decode(t, &w.Deployment)
 	d := w.Deployment
 
-	if d.Spec.Replicas == nil || *d.Spec.Replicas != 1 {
-		t.Errorf("Deployment replicas = %s, want 1 (more replicas multiply API calls)", deref(d.Spec.Replicas))
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != replicas {
+		t.Errorf("%s replicas = %s, want %d (unsharded replicas multiply API calls)", kind, deref(d.Spec.Replicas), replicas)
 	}
 	podLabels := d.Spec.Template.Metadata.Labels
 	if len(d.Spec.Selector.MatchLabels) == 0 || !subset(d.Spec.Selector.MatchLabels, podLabels) {

@@ -2,9 +2,11 @@ package deploy_test
 
 import (
 	"bytes"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
@@ -112,4 +114,58 @@ func TestKustomizeBase(t *testing.T) {
 		TokenSecret:    "yunxiao-exporter-token",
 		TokenKey:       "token",
 	})
+}
+
+// TestKustomizeSharded: the sharded overlay runs a StatefulSet whose pods
+// take their --shard.index from their ordinal, with --shard.total equal to
+// the replica count, and passes every check the single replica passes.
+func TestKustomizeSharded(t *testing.T) {
+	ms := kustomize(t, "deploy/kubernetes/overlays/sharded")
+	if len(ms.ofKind("Deployment")) != 0 {
+		t.Error("the sharded overlay still renders the base's Deployment")
+	}
+	checkWorkload(t, ms, workloadWant{
+		ServiceMonitor: true,
+		PrometheusRule: true,
+		TokenSecret:    "yunxiao-exporter-token",
+		TokenKey:       "token",
+		Pipelines:      true,
+		Kind:           "StatefulSet",
+		Replicas:       3,
+	})
+	var sts struct {
+		Spec struct {
+			Replicas    int    `yaml:"replicas"`
+			ServiceName string `yaml:"serviceName"`
+			Template    struct {
+				Spec struct {
+					Containers []struct {
+						Args []string `yaml:"args"`
+						Env  []envVar `yaml:"env"`
+					} `yaml:"containers"`
+				} `yaml:"spec"`
+			} `yaml:"template"`
+		} `yaml:"spec"`
+	}
+	ms.one(t, "StatefulSet").decode(t, &sts)
+	c := sts.Spec.Template.Spec.Containers[0]
+	if !slices.Contains(c.Args, "--shard.index=$(SHARD_INDEX)") || !slices.Contains(c.Args, fmt.Sprintf("--shard.total=%d", sts.Spec.Replicas)) {
+		t.Errorf("args %q: want --shard.index=$(SHARD_INDEX) and --shard.total=%d (the replica count)", c.Args, sts.Spec.Replicas)
+	}
+	i := slices.IndexFunc(c.Env, func(e envVar) bool { return e.Name == "SHARD_INDEX" })
+	if i < 0 || c.Env[i].ValueFrom.FieldRef.FieldPath != "metadata.labels['apps.kubernetes.io/pod-index']" {
+		t.Errorf("SHARD_INDEX must come from the pod-index label: %+v", c.Env)
+	}
+	if _, ok := ms.named("Service", sts.Spec.ServiceName); !ok {
+		t.Errorf("serviceName %q names no rendered Service", sts.Spec.ServiceName)
+	}
+}
+
+type envVar struct {
+	Name      string `yaml:"name"`
+	ValueFrom struct {
+		FieldRef struct {
+			FieldPath string `yaml:"fieldPath"`
+		} `yaml:"fieldRef"`
+	} `yaml:"valueFrom"`
 }
