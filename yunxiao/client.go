@@ -1,6 +1,7 @@
 package yunxiao
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -104,6 +105,11 @@ func New(opts Options, metrics *Metrics) (*Client, error) {
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
 		return nil, fmt.Errorf("endpoint %q is not an absolute http(s) URL", opts.Endpoint)
 	}
+	if base.RawQuery != "" || base.ForceQuery || base.Fragment != "" {
+		// API paths are appended to the endpoint: a query or fragment
+		// would swallow them.
+		return nil, fmt.Errorf("endpoint %q must not have a query or fragment", opts.Endpoint)
+	}
 	prefix := base.String() + "/oapi/v1/flow"
 	switch opts.Edition {
 	case EditionCentral:
@@ -159,7 +165,10 @@ func New(opts Options, metrics *Metrics) (*Client, error) {
 	return c, nil
 }
 
-var errRedirect = errors.New("redirect to another host refused: the token is sent only to the configured endpoint")
+var (
+	errRedirect         = errors.New("redirect to another host refused: the token is sent only to the configured endpoint")
+	errTooManyRedirects = errors.New("stopped after 3 redirects")
+)
 
 // checkRedirect follows redirects on the configured host only. Go forwards
 // custom headers such as x-yunxiao-token on redirect, so following one to
@@ -169,7 +178,7 @@ func (c *Client) checkRedirect(req *http.Request, via []*http.Request) error {
 		return errRedirect
 	}
 	if len(via) >= 3 {
-		return errors.New("stopped after 3 redirects")
+		return errTooManyRedirects
 	}
 	return nil
 }
@@ -311,7 +320,10 @@ func (c *Client) attempt(ctx context.Context, endpoint, path string) ([]byte, er
 	defer resp.Body.Close()
 	body, readErr := readCapped(resp.Body, c.opts.MaxBodyBytes)
 	c.metrics.observe(endpoint, strconv.Itoa(resp.StatusCode), time.Since(start))
-	requestID := c.redact(clean(resp.Header.Get("x-request-id"), 80))
+	// Redact before anything cuts the text short: a token cut in half by a
+	// length limit no longer matches, and its first half would get out.
+	body = c.redactBody(body)
+	requestID := clean(c.redact(resp.Header.Get("x-request-id")), 80)
 
 	if resp.StatusCode == http.StatusTooManyRequests {
 		d := c.noteRateLimited(path, resp.Header.Get("Retry-After"))
@@ -392,6 +404,16 @@ func (c *Client) redact(s string) string {
 	return strings.ReplaceAll(s, c.opts.Token, "<secret>")
 }
 
+// redactBody replaces the token in an answer as read, before it is
+// decoded, described or cut short, so that neither an error text nor a
+// decoded name (a label value) can carry it.
+func (c *Client) redactBody(b []byte) []byte {
+	if c.opts.Token == "" || !bytes.Contains(b, []byte(c.opts.Token)) {
+		return b
+	}
+	return bytes.ReplaceAll(b, []byte(c.opts.Token), []byte("<secret>"))
+}
+
 // redactError is the one gate every error passes on its way out of the
 // client: whatever field the server's text reached (message, request id,
 // a decoder's quote of a bad value), the token does not get through.
@@ -421,6 +443,10 @@ func (c *Client) transportError(endpoint string, ctx, reqCtx context.Context, er
 	switch {
 	case errors.Is(err, errRedirect):
 		return &Error{Endpoint: endpoint, Reason: ReasonRedirect, Err: errRedirect}
+	case errors.Is(err, errTooManyRedirects):
+		// A redirect loop is the endpoint's misconfiguration, not a network
+		// failure: not retried, and yunxiao_up is left alone.
+		return &Error{Endpoint: endpoint, Reason: ReasonRedirect, Err: errTooManyRedirects}
 	case ctx.Err() != nil:
 		return contextError(endpoint, ctx.Err(), "waiting for the answer")
 	case reqCtx.Err() != nil:
@@ -438,7 +464,11 @@ func contextError(endpoint string, err error, doing string) *Error {
 	if errors.Is(err, context.DeadlineExceeded) {
 		reason = ReasonTimeout
 	}
-	return &Error{Endpoint: endpoint, Reason: reason, Message: "deadline reached " + doing}
+	what := "canceled "
+	if reason == ReasonTimeout {
+		what = "deadline reached "
+	}
+	return &Error{Endpoint: endpoint, Reason: reason, Message: what + doing}
 }
 
 // noteRateLimited records a 429 for path and returns how long to hold off.

@@ -28,7 +28,7 @@ const (
 	ReasonClientError  Reason = "client_error" // other 4xx, unexpected 1xx/3xx
 	ReasonBadResponse  Reason = "bad_response" // 2xx whose body is not what was documented
 	ReasonTooLarge     Reason = "too_large"    // body over the size cap
-	ReasonRedirect     Reason = "redirect"     // redirect to another host, refused
+	ReasonRedirect     Reason = "redirect"     // redirect refused: to another host, or too many
 )
 
 // Reasons lists every Reason, for pre-declaring label values and docs.
@@ -129,10 +129,12 @@ func DecodeErrorBody(contentType string, body []byte) (code, message, requestID 
 	if len(trimmed) > 0 && trimmed[0] == '{' {
 		var eb ErrorBody
 		if json.Unmarshal(trimmed, &eb) == nil {
-			code = firstNonEmpty(eb.Code, eb.AltCode)
-			message = firstNonEmpty(eb.Message, eb.AltMessage)
+			// Cleaned first: a code of only blanks or control characters is
+			// no code, and the body is then described instead.
+			code = firstNonEmpty(clean(eb.Code, 80), clean(eb.AltCode, 80))
+			message = firstNonEmpty(clean(eb.Message, maxMessageLen), clean(eb.AltMessage, maxMessageLen))
 			if code != "" || message != "" {
-				return clean(code, 80), clean(message, maxMessageLen), clean(eb.RequestID, 80)
+				return code, message, clean(eb.RequestID, 80)
 			}
 		}
 	}

@@ -1,0 +1,73 @@
+package yunxiao
+
+import (
+	"testing"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// The seed corpora live in testdata/fuzz/<FuzzName>/ and run with every
+// `go test`; `go test -fuzz=^FuzzName$ ./yunxiao` searches further.
+
+// FuzzDecodeRun: any body decodes to a run with an id, to nothing, or to an
+// error; never a panic, never a run without an id.
+func FuzzDecodeRun(f *testing.F) {
+	f.Fuzz(func(t *testing.T, body []byte) {
+		run, err := DecodeRun(body)
+		if err != nil && run != nil {
+			t.Fatalf("DecodeRun returned both a run and %v", err)
+		}
+		if run != nil && run.PipelineRunID == 0 {
+			t.Fatalf("DecodeRun returned a run without an id: %+v", run)
+		}
+		if err != nil && len(err.Error()) > 1000 {
+			t.Fatalf("error text of %d bytes quotes too much of the body", len(err.Error()))
+		}
+	})
+}
+
+// FuzzDecodeErrorBody: whatever a server sends, what reaches logs and error
+// texts is short, valid UTF-8 and free of control characters.
+func FuzzDecodeErrorBody(f *testing.F) {
+	f.Fuzz(func(t *testing.T, contentType string, body []byte) {
+		code, message, requestID := DecodeErrorBody(contentType, body)
+		for _, field := range []struct {
+			name, value string
+			max         int
+		}{
+			{"code", code, 100},
+			{"message", message, 300},
+			{"requestID", requestID, 100},
+		} {
+			if len(field.value) > field.max {
+				t.Fatalf("%s is %d bytes, more than %d: %q", field.name, len(field.value), field.max, field.value)
+			}
+			if !utf8.ValidString(field.value) {
+				t.Fatalf("%s is not valid UTF-8: %q", field.name, field.value)
+			}
+			for _, r := range field.value {
+				if unicode.IsControl(r) || !unicode.IsPrint(r) && r != ' ' {
+					t.Fatalf("%s holds %U: %q", field.name, r, field.value)
+				}
+			}
+		}
+		if message == "" && code == "" {
+			t.Fatal("neither a code nor a message: the error would say nothing")
+		}
+	})
+}
+
+// FuzzParseRetryAfter: any header value gives a wait within [0, 10m].
+func FuzzParseRetryAfter(f *testing.F) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, value string) {
+		d, ok := ParseRetryAfter(value, now)
+		if d < 0 || d > maxRetryAfter {
+			t.Fatalf("ParseRetryAfter(%q) = %v, outside [0, %v]", value, d, maxRetryAfter)
+		}
+		if !ok && d != 0 {
+			t.Fatalf("ParseRetryAfter(%q) = %v but not ok", value, d)
+		}
+	})
+}
