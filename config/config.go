@@ -6,12 +6,14 @@ package config
 import (
 	"crypto/tls"
 	"fmt"
+	"math"
 	"net/url"
 	"strings"
 	"time"
 
 	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/yunxiao-exporter/yunxiao_exporter/yunxiao"
 )
@@ -95,6 +97,27 @@ func (y *Yunxiao) UnmarshalYAML(unmarshal func(any) error) error {
 	return unmarshal((*plain)(y))
 }
 
+// String returns the config as YAML, an inline token shown as <secret>.
+// Without it fmt's %v would print every field, the resolved token too.
+func (c Config) String() string { return marshalString(c) }
+
+// GoString keeps %#v as discreet as %v.
+func (c Config) GoString() string { return c.String() }
+
+// String returns the section as YAML, an inline token shown as <secret>.
+func (y Yunxiao) String() string { return marshalString(y) }
+
+// GoString keeps %#v as discreet as %v.
+func (y Yunxiao) GoString() string { return y.String() }
+
+func marshalString(v any) string {
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		return "<config: " + err.Error() + ">"
+	}
+	return string(b)
+}
+
 // Token returns the resolved API token.
 func (c *Config) Token() string { return c.token }
 
@@ -119,6 +142,7 @@ func (c *Config) ClientOptions() yunxiao.Options {
 		RateLimit:      c.Yunxiao.RateLimit,
 		Burst:          c.Yunxiao.Burst,
 		TLSConfig:      c.tls,
+		MaxRetries:     yunxiao.DefaultMaxRetries,
 	}
 	if c.Yunxiao.ProxyURL.URL != nil {
 		opts.ProxyURL = c.Yunxiao.ProxyURL.URL
@@ -165,7 +189,7 @@ func (c *Config) validate() []fieldError {
 	if y.MaxConcurrency < 1 {
 		add("yunxiao.max_concurrency", "must be at least 1, not %d", y.MaxConcurrency)
 	}
-	if y.RateLimit < 0 {
+	if y.RateLimit < 0 || math.IsNaN(y.RateLimit) || math.IsInf(y.RateLimit, 0) {
 		add("yunxiao.rate_limit", "must be 0 (unlimited) or positive, not %g", y.RateLimit)
 	}
 	if y.RateLimit > 0 && y.Burst < 1 {

@@ -1,0 +1,141 @@
+package config
+
+import (
+	"math"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// goTypeInError catches an error that names a Go type instead of a kind of
+// value ("cannot unmarshal !!str `x` into config.plain").
+var goTypeInError = regexp.MustCompile("cannot unmarshal \\S+( `[^`]*`)? into ")
+
+// FuzzLoad feeds arbitrary bytes to Load. It must never panic; an error
+// must name the file and no Go type; a config it returns must satisfy
+// every rule validate enforces.
+//
+// The seeds are every testdata file, the committed corpus in
+// testdata/fuzz/FuzzLoad, and a few written here.
+func FuzzLoad(f *testing.F) {
+	files, err := filepath.Glob("testdata/*.yml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	for _, s := range []string{
+		"",
+		"~",
+		"---\n---\n",
+		"[]",
+		"yunxiao: {token: t, organization_id: o}\npipelines: [{id: 1}]\n",
+		"yunxiao: {token: t, edition: region, timeout: 1ms, rate_limit: 1e300, burst: 1}\ncache_ttl: 1ms\npipelines: [{id: 9223372036854775807}]\n",
+		"yunxiao: &y {token: t, organization_id: o}\npipelines: [{id: 1}, {id: 1}]\nx: *y\n",
+		"base: &b {id: 1}\npipelines: [*b, {<<: *b, name: n}]\n",
+		"yunxiao:\n  token: t\n  organization_id: o\n  proxy_url: 'http://u:p@[::1]:3128/'\n  tls_config: {min_version: TLS13, max_version: TLS12}\npipelines:\n- id: 0x10\n- id: 0o20\n",
+		"yunxiao:\n  token: \"t\\u0000\"\n  organization_id: o\ncache_ttl: 1y2w3d4h5m6s7ms\npipelines: [{id: 1}]\n",
+		"pipelines: [{id: 1}]\nyunxiao: !!map {token: !!str 1, organization_id: !!binary b2s=}\n",
+	} {
+		f.Add([]byte(s))
+	}
+
+	f.Fuzz(checkLoad)
+}
+
+// checkLoad is FuzzLoad's body: Load data and check what comes back.
+func checkLoad(t *testing.T, data []byte) {
+	// In testdata, so the seeds' relative token.txt and ca.pem resolve.
+	const path = "testdata/fuzz.yml"
+	cfg, err := Load(data, path, LoadOptions{Getenv: env("pt-fuzz")})
+	if err != nil {
+		if cfg != nil {
+			t.Errorf("a config with the error %q", err)
+		}
+		msg := err.Error()
+		for _, line := range strings.Split(msg, "\n") {
+			if !strings.HasPrefix(line, path+":") {
+				t.Errorf("error line does not start with the file name: %q", line)
+			}
+		}
+		if !utf8.ValidString(msg) {
+			t.Errorf("error is not valid UTF-8: %q", msg)
+		}
+		if goTypeInError.MatchString(msg) {
+			t.Errorf("error names a Go type: %q", msg)
+		}
+		return
+	}
+	checkInvariants(t, cfg)
+}
+
+// checkInvariants fails t if cfg breaks a rule that Load promises.
+func checkInvariants(t *testing.T, cfg *Config) {
+	t.Helper()
+	y := cfg.Yunxiao
+	if u, err := url.Parse(y.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		t.Errorf("endpoint %q is not an absolute http(s) URL", y.Endpoint)
+	}
+	switch y.Edition {
+	case "central":
+		if strings.TrimSpace(y.OrganizationID) == "" {
+			t.Errorf("central edition without organization_id")
+		}
+	case "region":
+	default:
+		t.Errorf("edition %q", y.Edition)
+	}
+	if y.Timeout <= 0 {
+		t.Errorf("timeout %v", y.Timeout)
+	}
+	if cfg.CacheTTL <= 0 {
+		t.Errorf("cache_ttl %v", cfg.CacheTTL)
+	}
+	if y.MaxConcurrency < 1 {
+		t.Errorf("max_concurrency %d", y.MaxConcurrency)
+	}
+	if y.RateLimit < 0 || math.IsNaN(y.RateLimit) || math.IsInf(y.RateLimit, 0) {
+		t.Errorf("rate_limit %g", y.RateLimit)
+	}
+	if y.RateLimit > 0 && y.Burst < 1 {
+		t.Errorf("burst %d with rate_limit %g", y.Burst, y.RateLimit)
+	}
+	if len(cfg.Pipelines) == 0 {
+		t.Errorf("no pipelines")
+	}
+	seen := map[int64]bool{}
+	for _, p := range cfg.Pipelines {
+		if p.ID <= 0 {
+			t.Errorf("pipeline id %d", p.ID)
+		}
+		if seen[p.ID] {
+			t.Errorf("pipeline id %d twice", p.ID)
+		}
+		seen[p.ID] = true
+	}
+	tok := cfg.Token()
+	if tok == "" || tok != strings.TrimSpace(tok) || strings.ContainsAny(tok, "\r\n\x00") {
+		t.Errorf("token %q", tok)
+	}
+	if y.Token != "" && y.TokenFile != "" {
+		t.Errorf("both token and token_file")
+	}
+	opts := cfg.ClientOptions()
+	if opts.TLSConfig == nil {
+		t.Errorf("no TLS config")
+	}
+	if opts.Token != tok || opts.Timeout <= 0 || opts.MaxConcurrency < 1 {
+		t.Errorf("ClientOptions %+v", opts)
+	}
+	_ = cfg.String()
+	_ = cfg.PipelineIDs()
+}
