@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -36,6 +37,10 @@ type Config struct {
 	Yunxiao   Yunxiao        `yaml:"yunxiao"`
 	CacheTTL  model.Duration `yaml:"cache_ttl"`
 	Pipelines []Pipeline     `yaml:"pipelines"`
+	// RunHistory counts every finished run (ListPipelineRuns) for all
+	// pipelines; pipelines[].run_history overrides it per pipeline.
+	RunHistory bool      `yaml:"run_history"`
+	Discovery  Discovery `yaml:"discovery"`
 
 	// Filled in by Load, not read from the file.
 	token      string      // the resolved token; never printed
@@ -62,13 +67,85 @@ type Yunxiao struct {
 // Pipeline is one pipeline to watch. Name, when set, replaces the name
 // GetPipeline would give.
 type Pipeline struct {
-	ID   int64  `yaml:"id"`
-	Name string `yaml:"name"`
+	ID         int64  `yaml:"id"`
+	Name       string `yaml:"name"`
+	RunHistory *bool  `yaml:"run_history"` // nil: the global run_history
 }
+
+// HistoryEnabled reports whether run history is counted for p under c.
+func (c *Config) HistoryEnabled(p Pipeline) bool {
+	if p.RunHistory != nil {
+		return *p.RunHistory
+	}
+	return c.RunHistory
+}
+
+// Discovery adds the organization's pipelines found by ListPipelines to
+// the configured ones.
+type Discovery struct {
+	Enabled         bool           `yaml:"enabled"`
+	RefreshInterval model.Duration `yaml:"refresh_interval"`
+	// Include and Exclude filter on the pipeline name; anchored RE2.
+	// Empty include means every pipeline.
+	Include []Regexp `yaml:"include"`
+	Exclude []Regexp `yaml:"exclude"`
+}
+
+// DefaultDiscoveryInterval is how often discovery lists pipelines.
+const DefaultDiscoveryInterval = 10 * time.Minute
+
+// UnmarshalYAML applies defaults before decoding.
+func (d *Discovery) UnmarshalYAML(unmarshal func(any) error) error {
+	*d = Discovery{RefreshInterval: model.Duration(DefaultDiscoveryInterval)}
+	type plain Discovery
+	return unmarshal((*plain)(d))
+}
+
+// Selects reports whether a discovered pipeline's name passes the filters.
+func (d *Discovery) Selects(name string) bool {
+	included := len(d.Include) == 0
+	for _, re := range d.Include {
+		included = included || re.MatchString(name)
+	}
+	if !included {
+		return false
+	}
+	for _, re := range d.Exclude {
+		if re.MatchString(name) {
+			return false
+		}
+	}
+	return true
+}
+
+// Regexp is an anchored regular expression in the config, as in
+// Prometheus' relabelling: it must match the whole name.
+type Regexp struct {
+	*regexp.Regexp
+	original string
+}
+
+// UnmarshalYAML compiles the expression, anchored.
+func (r *Regexp) UnmarshalYAML(unmarshal func(any) error) error {
+	var s string
+	if err := unmarshal(&s); err != nil {
+		return err
+	}
+	re, err := regexp.Compile("^(?:" + s + ")$")
+	if err != nil {
+		return fmt.Errorf("invalid regular expression %q: %s", s, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+	}
+	r.Regexp, r.original = re, s
+	return nil
+}
+
+// MarshalYAML prints the expression as written.
+func (r Regexp) MarshalYAML() (any, error) { return r.original, nil }
 
 // Default returns a Config holding every default.
 func Default() Config {
-	return Config{Yunxiao: defaultYunxiao(), CacheTTL: model.Duration(DefaultCacheTTL)}
+	return Config{Yunxiao: defaultYunxiao(), CacheTTL: model.Duration(DefaultCacheTTL),
+		Discovery: Discovery{RefreshInterval: model.Duration(DefaultDiscoveryInterval)}}
 }
 
 func defaultYunxiao() Yunxiao {
@@ -201,8 +278,11 @@ func (c *Config) validate() []fieldError {
 	if c.CacheTTL <= 0 {
 		add("cache_ttl", "must be positive, not %s", c.CacheTTL)
 	}
-	if len(c.Pipelines) == 0 {
-		add("pipelines", "list at least one pipeline")
+	if len(c.Pipelines) == 0 && !c.Discovery.Enabled {
+		add("pipelines", "list at least one pipeline, or enable discovery")
+	}
+	if c.Discovery.Enabled && c.Discovery.RefreshInterval <= 0 {
+		add("discovery.refresh_interval", "must be positive, not %s", c.Discovery.RefreshInterval)
 	}
 	seen := map[int64]int{}
 	for i, p := range c.Pipelines {

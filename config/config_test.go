@@ -98,10 +98,14 @@ func TestLoadInvalid(t *testing.T) {
 		{"invalid-rate-limit.yml", `testdata/invalid-rate-limit.yml:4: yunxiao.rate_limit: must be 0 (unlimited) or positive, not -1`},
 		{"invalid-burst.yml", `testdata/invalid-burst.yml:5: yunxiao.burst: must be at least 1 when rate_limit is set, not 0`},
 		{"invalid-cache-ttl.yml", `testdata/invalid-cache-ttl.yml:4: cache_ttl: must be positive, not 0s`},
-		{"invalid-no-pipelines.yml", `testdata/invalid-no-pipelines.yml: pipelines: list at least one pipeline`},
-		{"invalid-empty-pipelines.yml", `testdata/invalid-empty-pipelines.yml:4: pipelines: list at least one pipeline`},
+		{"invalid-no-pipelines.yml", `testdata/invalid-no-pipelines.yml: pipelines: list at least one pipeline, or enable discovery`},
+		{"invalid-empty-pipelines.yml", `testdata/invalid-empty-pipelines.yml:4: pipelines: list at least one pipeline, or enable discovery`},
 		{"invalid-pipeline-id.yml", `testdata/invalid-pipeline-id.yml:6: pipelines[1].id: must be a positive pipeline id, not 0`},
 		{"invalid-duplicate-pipeline.yml", `testdata/invalid-duplicate-pipeline.yml:8: pipelines[2].id: duplicate pipeline id 10 (also pipelines[0])`},
+
+		// Discovery.
+		{"invalid-discovery-regexp.yml", "testdata/invalid-discovery-regexp.yml:8: discovery.include[1]: invalid regular expression \"backend-(\": missing closing ): `^(?:backend-()$`"},
+		{"invalid-discovery-interval.yml", `testdata/invalid-discovery-interval.yml:6: discovery.refresh_interval: must be positive, not 0s`},
 
 		// The token.
 		{"invalid-token-and-token-file.yml", `testdata/invalid-token-and-token-file.yml:4: yunxiao.token_file: set either token or token_file, not both`},
@@ -426,11 +430,20 @@ func TestLoadValid(t *testing.T) {
 		}
 		return r
 	}
+	no := false
 	cases := []struct {
 		file string
 		env  string
 		want resolved
 	}{
+		{
+			file: "valid-discovery.yml",
+			want: defaults(resolved{
+				OrganizationID: "60d54f3daccf2bbd6659f3ad",
+				Token:          "pt-test",
+				Pipelines:      []Pipeline{{ID: 7, Name: "release", RunHistory: &no}},
+			}),
+		},
 		{
 			file: "valid-minimal.yml",
 			want: defaults(resolved{
@@ -974,4 +987,38 @@ func TestSafeConfigConcurrent(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+}
+
+func TestDiscoveryAndRunHistoryConfig(t *testing.T) {
+	cfg, err := LoadFile("testdata/valid-discovery.yml", LoadOptions{Getenv: noEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := cfg.Discovery
+	if !d.Enabled || time.Duration(d.RefreshInterval) != 5*time.Minute || len(d.Include) != 2 || len(d.Exclude) != 1 {
+		t.Errorf("discovery = %+v", d)
+	}
+	for name, want := range map[string]bool{
+		"backend-build": true, "frontend-web": true, "backend-sandbox": false,
+		"x-backend-build": false, // anchored: the whole name must match
+		"nightly": false,
+	} {
+		if got := d.Selects(name); got != want {
+			t.Errorf("Selects(%q) = %v, want %v", name, got, want)
+		}
+	}
+	if !cfg.RunHistory || cfg.HistoryEnabled(cfg.Pipelines[0]) || !cfg.HistoryEnabled(Pipeline{ID: 99}) {
+		t.Errorf("run_history: global %v, pipeline 7 %v, others %v", cfg.RunHistory, cfg.HistoryEnabled(cfg.Pipelines[0]), cfg.HistoryEnabled(Pipeline{ID: 99}))
+	}
+	// Defaults when the section is absent.
+	def, err := LoadFile("testdata/valid-minimal.yml", LoadOptions{Getenv: noEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def.Discovery.Enabled || time.Duration(def.Discovery.RefreshInterval) != DefaultDiscoveryInterval || def.RunHistory {
+		t.Errorf("defaults: discovery %+v, run_history %v", def.Discovery, def.RunHistory)
+	}
+	if !(&Discovery{}).Selects("anything") {
+		t.Error("no include means every pipeline")
+	}
 }

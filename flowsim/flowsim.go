@@ -94,6 +94,7 @@ const (
 	EndpointLatestRun = "GetLatestPipelineRun"
 	EndpointPipeline  = "GetPipeline"
 	EndpointList      = "ListPipelines"
+	EndpointListRuns  = "ListPipelineRuns"
 )
 
 // New returns a Server simulating pipelines.
@@ -117,6 +118,7 @@ func New(opts Options, pipelines ...Pipeline) *Server {
 	s.mux = http.NewServeMux()
 	for _, prefix := range []string{"/oapi/v1/flow/organizations/{org}", "/oapi/v1/flow"} {
 		s.mux.HandleFunc("GET "+prefix+"/pipelines/{id}/runs/latestPipelineRun", s.handleLatestRun)
+		s.mux.HandleFunc("GET "+prefix+"/pipelines/{id}/runs", s.handleListRuns)
 		s.mux.HandleFunc("GET "+prefix+"/pipelines/{id}", s.handlePipeline)
 		s.mux.HandleFunc("GET "+prefix+"/pipelines", s.handleList)
 	}
@@ -293,18 +295,50 @@ func (s *Server) handlePipeline(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// handleListRuns serves ListPipelineRuns: runs started at or after
+// startTime, newest first, paged.
+func (s *Server) handleListRuns(w http.ResponseWriter, r *http.Request) {
+	p, _, ok := s.begin(EndpointListRuns, w, r)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	since, _ := strconv.ParseInt(q.Get("startTime"), 10, 64)
+	page, perPage := paging(q.Get("page"), q.Get("perPage"))
+	runs := p.RunsSince(s.start, s.opts.Now(), time.UnixMilli(since), 1000)
+	from, to := min((page-1)*perPage, len(runs)), min(page*perPage, len(runs))
+	setPagingHeaders(w, len(runs), page, perPage)
+	writeJSON(w, http.StatusOK, runs[from:to])
+}
+
+func paging(pageParam, perPageParam string) (page, perPage int) {
+	page, _ = strconv.Atoi(pageParam)
+	perPage, _ = strconv.Atoi(perPageParam)
+	if perPage <= 0 || perPage > 30 {
+		perPage = 30
+	}
+	return max(page, 1), perPage
+}
+
+func setPagingHeaders(w http.ResponseWriter, total, page, perPage int) {
+	pages := (total + perPage - 1) / perPage
+	h := w.Header()
+	h.Set("x-total", strconv.Itoa(total))
+	h.Set("x-total-pages", strconv.Itoa(pages))
+	h.Set("x-page", strconv.Itoa(page))
+	h.Set("x-per-page", strconv.Itoa(perPage))
+	if page < pages {
+		h.Set("x-next-page", strconv.Itoa(page+1))
+	}
+}
+
 // handleList serves ListPipelines with the documented paging headers.
 func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	count(&s.requests, EndpointList)
 	if !s.authorized(w, r) {
 		return
 	}
-	page, _ := strconv.Atoi(r.URL.Query().Get("page"))
-	perPage, _ := strconv.Atoi(r.URL.Query().Get("perPage"))
-	page = max(page, 1)
-	if perPage <= 0 || perPage > 30 {
-		perPage = 30
-	}
+	page, perPage := paging(r.URL.Query().Get("page"), r.URL.Query().Get("perPage"))
 	s.mu.Lock()
 	ids := append([]int64(nil), s.order...)
 	items := make([]map[string]any, 0, perPage)
@@ -313,15 +347,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 		items = append(items, map[string]any{"pipelineId": p.ID, "pipelineName": p.Name, "createTime": s.start.UnixMilli(), "createAccountId": "1"})
 	}
 	s.mu.Unlock()
-	pages := (len(ids) + perPage - 1) / perPage
-	h := w.Header()
-	h.Set("x-total", strconv.Itoa(len(ids)))
-	h.Set("x-total-pages", strconv.Itoa(pages))
-	h.Set("x-page", strconv.Itoa(page))
-	h.Set("x-per-page", strconv.Itoa(perPage))
-	if page < pages {
-		h.Set("x-next-page", strconv.Itoa(page+1))
-	}
+	setPagingHeaders(w, len(ids), page, perPage)
 	writeJSON(w, http.StatusOK, items)
 }
 

@@ -81,7 +81,38 @@ func (p *Pipeline) RunAt(simStart, now time.Time) *runJSON {
 	if now.Before(epoch) {
 		return nil
 	}
-	k := int64(now.Sub(epoch) / p.Period)
+	return p.runK(epoch, int64(now.Sub(epoch)/p.Period), now)
+}
+
+// RunsSince returns the runs of p started at or after since, newest first,
+// at most limit of them, as ListPipelineRuns lists them.
+func (p *Pipeline) RunsSince(simStart, now, since time.Time, limit int) []map[string]any {
+	if len(p.Outcomes) == 0 || p.Period <= 0 || len(p.Stages) == 0 {
+		return nil
+	}
+	epoch := simStart.Add(-p.Phase)
+	if now.Before(epoch) {
+		return nil
+	}
+	var out []map[string]any
+	for k := int64(now.Sub(epoch) / p.Period); k >= 0 && len(out) < limit; k-- {
+		r := p.runK(epoch, k, now)
+		if r.CreateTime < since.UnixMilli() {
+			break
+		}
+		end := int64(0)
+		switch r.Status {
+		case "SUCCESS", "FAIL", "CANCELED":
+			end = r.UpdateTime
+		}
+		out = append(out, map[string]any{"pipelineRunId": r.PipelineRunID, "status": r.Status, "triggerMode": r.TriggerMode,
+			"startTime": r.CreateTime, "endTime": end, "creatorAccountId": r.CreatorAccountID})
+	}
+	return out
+}
+
+// runK is run number k of p (started at epoch + k·Period) as of now.
+func (p *Pipeline) runK(epoch time.Time, k int64, now time.Time) *runJSON {
 	runStart := epoch.Add(time.Duration(k) * p.Period)
 	outcome := p.Outcomes[k%int64(len(p.Outcomes))]
 	plan := p.plan(outcome, k)

@@ -217,8 +217,13 @@ func (c *Client) GetPipeline(ctx context.Context, pipelineID int64) (*Pipeline, 
 // past ctx's deadline: when the next try cannot start in time, the last
 // error is returned at once.
 func (c *Client) get(ctx context.Context, endpoint, path string) ([]byte, error) {
+	return c.getWithHeader(ctx, endpoint, path, nil)
+}
+
+// getWithHeader is get that also hands back the answer's headers (paging).
+func (c *Client) getWithHeader(ctx context.Context, endpoint, path string, header *http.Header) ([]byte, error) {
 	for attempt := 0; ; attempt++ {
-		body, err := c.attempt(ctx, endpoint, path)
+		body, err := c.attempt(ctx, endpoint, path, header)
 		if err == nil {
 			return body, nil
 		}
@@ -280,7 +285,7 @@ func sleepWithin(ctx context.Context, d time.Duration) bool {
 }
 
 // attempt performs one request under the shared limits.
-func (c *Client) attempt(ctx context.Context, endpoint, path string) ([]byte, error) {
+func (c *Client) attempt(ctx context.Context, endpoint, path string, header *http.Header) ([]byte, error) {
 	if err := c.waitCooldown(ctx, endpoint, path); err != nil {
 		return nil, err
 	}
@@ -353,6 +358,9 @@ func (c *Client) attempt(ctx context.Context, endpoint, path string) ([]byte, er
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		c.metrics.setUp(true)
+		if header != nil {
+			*header = resp.Header
+		}
 		return body, nil
 	case resp.StatusCode >= 500:
 		c.metrics.setUp(false)
