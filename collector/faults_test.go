@@ -200,7 +200,9 @@ func TestFaults(t *testing.T) {
 					t.Error("the token was sent to the redirect's host")
 				}
 			})
-			return func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, other.URL+r.URL.Path, http.StatusFound) }
+			return func(w http.ResponseWriter, r *http.Request) {
+				http.Redirect(w, r, other.URL+r.URL.Path, http.StatusFound)
+			}
 		}, reason: yunxiao.ReasonRedirect},
 	}
 	for _, tc := range cases {

@@ -30,7 +30,7 @@ var runDurationBuckets = []float64{10, 30, 60, 120, 300, 600, 900, 1200, 1800, 2
 // It is not safe for concurrent use; the target's lock guards it.
 type history struct {
 	started   bool
-	watermark yunxiao.Millis             // runs started at or after this are new
+	watermark yunxiao.Millis                // runs started at or after this are new
 	pending   map[yunxiao.ID]yunxiao.Millis // unfinished runs seen: id -> start
 	counted   map[yunxiao.ID]yunxiao.Millis // counted runs still inside the query window: id -> start
 

@@ -1001,7 +1001,7 @@ func TestDiscoveryAndRunHistoryConfig(t *testing.T) {
 	for name, want := range map[string]bool{
 		"backend-build": true, "frontend-web": true, "backend-sandbox": false,
 		"x-backend-build": false, // anchored: the whole name must match
-		"nightly": false,
+		"nightly":         false,
 	} {
 		if got := d.Selects(name); got != want {
 			t.Errorf("Selects(%q) = %v, want %v", name, got, want)
