@@ -98,6 +98,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ln net.Li
 	safeConfig := config.NewSafeConfig(reg, config.LoadOptions{})
 	coll := collector.New(collector.Options{Logger: logger, Shard: shard})
 	defer coll.Close()
+	reg.MustRegister(coll.DiscoveryMetrics())
 	apply := func(cfg *config.Config) error {
 		for _, w := range cfg.Warnings {
 			level.Warn(logger).Log("msg", "config warning", "file", cfg.SourceFile, "warning", w)

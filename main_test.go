@@ -254,7 +254,7 @@ func TestReadmeMetricsTable(t *testing.T) {
 	}
 
 	exported := map[string]string{}
-	for _, d := range collector.Definitions() {
+	for _, d := range append(collector.Definitions(), collector.DiscoveryDefinitions()...) {
 		exported[d.Name] = describe(d.Type, d.Labels)
 	}
 	// The rest: run a scrape so that every vector has a child, then gather.

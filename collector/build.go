@@ -84,6 +84,28 @@ type fetchState struct {
 	lastSuccess time.Time
 	lastError   string
 	errors      map[yunxiao.Reason]uint64
+	history     *historyView // nil unless run history is on and started
+}
+
+// historyView is a copy of a pipeline's run history for one snapshot.
+type historyView struct {
+	runs    map[runKey]uint64
+	keys    []runKey
+	buckets []uint64
+	sum     float64
+	count   uint64
+}
+
+func (h *history) view() *historyView {
+	if h == nil || !h.started {
+		return nil
+	}
+	v := &historyView{runs: make(map[runKey]uint64, len(h.runs)), keys: h.keys(),
+		buckets: append([]uint64(nil), h.buckets...), sum: h.sum, count: h.count}
+	for k, n := range h.runs {
+		v.runs[k] = n
+	}
+	return v
 }
 
 // builder accumulates one pipeline's metrics.
@@ -218,6 +240,16 @@ func buildSnapshot(st fetchState) *snapshot {
 			b.add(famFetchErrors, with(label("reason", string(reason))), float64(n))
 		}
 	}
+	if h := st.history; h != nil {
+		for _, k := range h.keys {
+			b.add(famRunsTotal, with(label("status", k.status), label("trigger_mode", k.triggerMode)), float64(h.runs[k]))
+		}
+		hist := &dto.Histogram{SampleCount: proto.Uint64(h.count), SampleSum: proto.Float64(h.sum)}
+		for i, bound := range runDurationBuckets {
+			hist.Bucket = append(hist.Bucket, &dto.Bucket{UpperBound: proto.Float64(bound), CumulativeCount: proto.Uint64(h.buckets[i])})
+		}
+		b.snap.families[famRunCompletedDuration] = append(b.snap.families[famRunCompletedDuration], &dto.Metric{Label: base, Histogram: hist})
+	}
 
 	for f := range b.snap.families {
 		sortMetrics(b.snap.families[f])
@@ -226,7 +258,7 @@ func buildSnapshot(st fetchState) *snapshot {
 	for i := range b.snap.dynamic {
 		d := &b.snap.dynamic[i]
 		for j, m := range b.snap.families[d.family] {
-			if m.Gauge == nil && m.Counter == nil && sameLabels(m.Label, d.labels) {
+			if m.Gauge == nil && m.Counter == nil && m.Histogram == nil && sameLabels(m.Label, d.labels) {
 				d.index = j
 				break
 			}

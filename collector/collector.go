@@ -41,6 +41,9 @@ type Options struct {
 	ScrapeTimeout time.Duration
 	// Shard restricts the collector to its share of the pipelines.
 	Shard Shard
+	// ManualDiscovery runs no background discovery loop: the caller calls
+	// Discover (tests, to know when a discovery happened).
+	ManualDiscovery bool
 }
 
 // Defaults for Options.
@@ -54,6 +57,8 @@ const (
 type API interface {
 	GetLatestPipelineRun(ctx context.Context, pipelineID int64) (*yunxiao.PipelineRun, error)
 	GetPipeline(ctx context.Context, pipelineID int64) (*yunxiao.Pipeline, error)
+	ListPipelineRuns(ctx context.Context, pipelineID int64, since yunxiao.Millis) ([]yunxiao.RunSummary, error)
+	ListPipelines(ctx context.Context) ([]yunxiao.PipelineSummary, error)
 }
 
 // Collector is a prometheus.Collector for the configured pipelines, and a
@@ -70,11 +75,15 @@ type Collector struct {
 	group  singleflight.Group
 	seq    atomic.Int64 // gives each target a unique singleflight key
 
-	mu      sync.RWMutex
-	api     API
-	apiKey  string // endpoint, edition, organization: a change empties the cache
-	ttl     time.Duration
-	targets []*target // sorted by pipeline_id label value
+	mu         sync.RWMutex
+	api        API
+	apiKey     string // endpoint, edition, organization: a change empties the cache
+	ttl        time.Duration
+	cfg        *config.Config
+	discovered map[int64]string // id -> name, the last good discovery
+	targets    []*target        // sorted by pipeline_id label value
+
+	discovery discovery
 }
 
 // target is one watched pipeline: its fetch state (under mu) and the
@@ -97,6 +106,9 @@ type target struct {
 	name        string // from GetPipeline
 	nameTime    time.Time
 	dupWarned   int64 // run id whose duplicate series were last reported
+	historyOn   bool
+	history     *history // nil until run history is first on
+	histCause   string   // the history error cause last logged
 }
 
 // New returns a Collector with no pipelines; call ApplyConfig.
@@ -124,11 +136,17 @@ func New(opts Options) *Collector {
 		c.descs[f] = newDesc(d)
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.discovery = newDiscovery()
 	return c
 }
 
-// Close stops background fetches.
-func (c *Collector) Close() { c.cancel() }
+// Close stops background fetches and discovery.
+func (c *Collector) Close() {
+	c.cancel()
+	c.mu.Lock()
+	c.discovery.stop()
+	c.mu.Unlock()
+}
 
 // ApplyConfig switches to cfg's pipelines and API settings. Cached data of
 // pipelines that stay is kept unless the API endpoint, edition or
@@ -147,25 +165,55 @@ func (c *Collector) SetAPI(api API, cfg *config.Config) error {
 	apiKey := cfg.Yunxiao.Endpoint + "\x00" + cfg.Yunxiao.Edition + "\x00" + cfg.Yunxiao.OrganizationID
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	old := map[int64]*target{}
-	if apiKey == c.apiKey {
-		for _, t := range c.targets {
-			old[t.id] = t
-		}
+	if apiKey != c.apiKey || !cfg.Discovery.Enabled {
+		c.discovered = nil // another organization, or discovery off
 	}
-	targets := make([]*target, 0, len(cfg.Pipelines))
-	for _, p := range cfg.Pipelines {
-		if !c.opts.Shard.Owns(p.ID) {
+	if apiKey != c.apiKey {
+		c.targets = nil // another organization: no cached data carries over
+	}
+	c.api, c.apiKey, c.ttl, c.cfg = api, apiKey, time.Duration(cfg.CacheTTL), cfg
+	c.rebuildTargets()
+	c.restartDiscovery(api, cfg.Discovery)
+	return nil
+}
+
+// rebuildTargets makes the targets the configured pipelines plus the
+// discovered ones, in this shard, keeping each kept pipeline's cache and
+// run history. Explicit entries win on names and run_history. c.mu is held.
+func (c *Collector) rebuildTargets() {
+	type want struct {
+		name    string
+		history bool
+	}
+	wanted := map[int64]want{}
+	for id, name := range c.discovered {
+		wanted[id] = want{name: name, history: c.cfg.RunHistory}
+	}
+	for _, p := range c.cfg.Pipelines {
+		w := wanted[p.ID] // a discovered name serves when the config gives none
+		if p.Name != "" {
+			w.name = p.Name
+		}
+		w.history = c.cfg.HistoryEnabled(p)
+		wanted[p.ID] = w
+	}
+	old := make(map[int64]*target, len(c.targets))
+	for _, t := range c.targets {
+		old[t.id] = t
+	}
+	targets := make([]*target, 0, len(wanted))
+	for id, w := range wanted {
+		if !c.opts.Shard.Owns(id) {
 			continue
 		}
-		t := old[p.ID]
+		t := old[id]
 		if t == nil {
-			t = &target{id: p.ID, key: strconv.FormatInt(c.seq.Add(1), 10), errors: map[yunxiao.Reason]uint64{}}
+			t = &target{id: id, key: strconv.FormatInt(c.seq.Add(1), 10), errors: map[yunxiao.Reason]uint64{}}
 		}
 		t.mu.Lock()
-		nameChanged := t.configName != p.Name
-		t.configName = p.Name
-		if nameChanged && t.snap.Load() != nil {
+		changed := t.configName != w.name || t.historyOn != w.history
+		t.configName, t.historyOn = w.name, w.history
+		if changed && t.snap.Load() != nil {
 			t.publish() // relabel now rather than at the next fetch
 		}
 		t.mu.Unlock()
@@ -174,8 +222,7 @@ func (c *Collector) SetAPI(api API, cfg *config.Config) error {
 	sort.Slice(targets, func(i, j int) bool {
 		return strconv.FormatInt(targets[i].id, 10) < strconv.FormatInt(targets[j].id, 10)
 	})
-	c.api, c.apiKey, c.ttl, c.targets = api, apiKey, time.Duration(cfg.CacheTTL), targets
-	return nil
+	c.targets = targets
 }
 
 func (c *Collector) current() (API, time.Duration, []*target) {
@@ -245,11 +292,13 @@ func (c *Collector) fetch(api API, ttl time.Duration, t *target) {
 	}
 	var run *yunxiao.PipelineRun
 	err := nameErr
-	if err == nil || name != "" {
+	askedForRun := err == nil || name != ""
+	if askedForRun {
 		run, err = api.GetLatestPipelineRun(ctx, t.id)
 	}
-	if yunxiao.ReasonOf(err) == yunxiao.ReasonNotFound {
-		// 404 means no run, or no pipeline: GetPipeline tells which.
+	if askedForRun && yunxiao.ReasonOf(err) == yunxiao.ReasonNotFound {
+		// A 404 for the latest run means no run, or no pipeline:
+		// GetPipeline tells which (unless it just did).
 		if nameTime.Equal(now) {
 			err = nil
 		} else if p, perr := api.GetPipeline(ctx, t.id); perr == nil {
@@ -262,9 +311,27 @@ func (c *Collector) fetch(api API, ttl time.Duration, t *target) {
 		}
 	}
 
+	// Run history: the first good fetch sets the watermark; later ones list
+	// the runs since and count the newly finished.
+	t.mu.Lock()
+	historyOn, historyStarted := t.historyOn, t.history != nil && t.history.started
+	var since yunxiao.Millis
+	if historyStarted {
+		since = t.history.since()
+	}
+	t.mu.Unlock()
+	var listed []yunxiao.RunSummary
+	var histErr error
+	if err == nil && historyOn && historyStarted {
+		listed, histErr = api.ListPipelineRuns(ctx, t.id, since)
+	}
+
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.fetching = false
+	if err == nil && historyOn {
+		c.noteHistory(t, run, listed, histErr)
+	}
 	if nameTime.After(t.nameTime) {
 		t.name, t.nameTime = name, nameTime
 	}
@@ -282,6 +349,36 @@ func (c *Collector) fetch(api API, ttl time.Duration, t *target) {
 		level.Warn(c.logger).Log("msg", "run has jobs or stages with identical labels; only the first of each is exported",
 			"pipeline_id", t.id, "run_id", t.dupWarned, "dropped_series", s.dropped)
 	}
+}
+
+// noteHistory advances t's run history; t.mu is held.
+func (c *Collector) noteHistory(t *target, latest *yunxiao.PipelineRun, listed []yunxiao.RunSummary, err error) {
+	if t.history == nil {
+		t.history = newHistory()
+	}
+	if !t.history.started {
+		t.history.start(yunxiao.Millis(c.now().UnixMilli()), latest)
+		return
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, yunxiao.ErrTooManyPages):
+		// More runs since the last refresh than one refresh may fetch: count
+		// the newest ones and say that older ones may be missed.
+		level.Warn(c.logger).Log("msg", "run history: too many runs since the last refresh; older ones are not counted",
+			"pipeline_id", t.id, "listed", len(listed))
+	default:
+		reason := yunxiao.ReasonOf(err)
+		t.errors[reason]++
+		logger := level.Debug(c.logger)
+		if cause := "history " + string(reason); cause != t.histCause {
+			logger, t.histCause = level.Warn(c.logger), cause
+		}
+		logger.Log("msg", "run history: listing runs failed; will retry from the same point", "pipeline_id", t.id, "reason", reason, "err", err)
+		return
+	}
+	t.histCause = ""
+	t.history.observe(listed)
 }
 
 // noteFailure records a failed fetch and logs it once per cause.
@@ -318,9 +415,13 @@ func (t *target) publish() {
 	for k, v := range t.errors {
 		errs[k] = v
 	}
+	var hv *historyView
+	if t.historyOn {
+		hv = t.history.view()
+	}
 	t.snap.Store(buildSnapshot(fetchState{
 		id: t.id, name: name, run: t.run, up: t.up,
-		lastSuccess: t.lastSuccess, lastError: t.lastError, errors: errs,
+		lastSuccess: t.lastSuccess, lastError: t.lastError, errors: errs, history: hv,
 	}))
 }
 

@@ -63,6 +63,7 @@ type testEnv struct {
 	coll    *Collector
 	metrics *yunxiao.Metrics
 	logs    *syncBuffer
+	extra   string // top-level YAML added to the config
 }
 
 type syncBuffer struct {
@@ -101,8 +102,11 @@ func newTestEnv(t testing.TB, pipelines string, simPipelines ...flowsim.Pipeline
 
 func (e *testEnv) config(pipelines, org string) *config.Config {
 	e.t.Helper()
-	yml := fmt.Sprintf("yunxiao:\n  endpoint: %s\n  organization_id: %s\n  token: %s\n  rate_limit: 0\n  timeout: 5s\ncache_ttl: 30s\npipelines:\n%s",
-		e.url, org, testToken, pipelines)
+	yml := fmt.Sprintf("yunxiao:\n  endpoint: %s\n  organization_id: %s\n  token: %s\n  rate_limit: 0\n  timeout: 5s\ncache_ttl: 30s\n%spipelines:\n%s",
+		e.url, org, testToken, e.extra, pipelines)
+	if pipelines == "" {
+		yml += "  []\n"
+	}
 	cfg, err := config.Load([]byte(yml), "test.yml", config.LoadOptions{Getenv: func(string) string { return "" }})
 	if err != nil {
 		e.t.Fatalf("test config: %v", err)

@@ -53,10 +53,17 @@ func newHistory() *history {
 }
 
 // start sets the watermark at the first sight of the pipeline; latest is
-// its latest run then (nil when it has none).
+// its latest run then (nil when it has none). Runs created after the latest
+// one are new; the API's own clock says so, so clock skew between the
+// exporter and the API cannot invent or lose runs. Without a latest run,
+// the exporter's now stands in.
 func (h *history) start(now yunxiao.Millis, latest *yunxiao.PipelineRun) {
 	h.started, h.watermark = true, now
-	if latest != nil && !isFinal(latest.Status) && latest.CreateTime.IsSet() {
+	if latest == nil || !latest.CreateTime.IsSet() {
+		return
+	}
+	h.watermark = latest.CreateTime + 1
+	if !isFinal(latest.Status) {
 		h.pending[latest.PipelineRunID] = latest.CreateTime
 	}
 }

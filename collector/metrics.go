@@ -23,6 +23,8 @@ const (
 	famUp
 	famLastSuccess
 	famFetchErrors
+	famRunsTotal
+	famRunCompletedDuration
 	numFamilies
 )
 
@@ -84,6 +86,12 @@ var metricDefs = [numFamilies]MetricDef{
 	famFetchErrors: {"yunxiao_pipeline_fetch_errors_total",
 		"Failed fetches of the pipeline's data from the Flow API since the exporter started, by cause.",
 		dto.MetricType_COUNTER, append(append([]string{}, pipelineLabels...), "reason")},
+	famRunsTotal: {"yunxiao_pipeline_runs_total",
+		"Finished runs of the pipeline, each counted once, by final status and trigger mode, from ListPipelineRuns since the exporter first saw the pipeline (run_history only).",
+		dto.MetricType_COUNTER, append(append([]string{}, pipelineLabels...), "status", "trigger_mode")},
+	famRunCompletedDuration: {"yunxiao_pipeline_run_completed_duration_seconds",
+		"Durations of the pipeline's finished runs (end minus start), each observed once, from ListPipelineRuns since the exporter first saw the pipeline (run_history only).",
+		dto.MetricType_HISTOGRAM, pipelineLabels},
 }
 
 // Scrape-level metrics, built per scrape.

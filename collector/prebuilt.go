@@ -20,5 +20,6 @@ func (p prebuilt) Write(out *dto.Metric) error {
 	out.Label = p.metric.Label
 	out.Gauge = p.metric.Gauge
 	out.Counter = p.metric.Counter
+	out.Histogram = p.metric.Histogram
 	return nil
 }

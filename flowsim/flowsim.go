@@ -82,6 +82,7 @@ type Server struct {
 	order     []int64
 	pinned    map[string]Response        // key: endpoint/id
 	faults    map[int64]http.HandlerFunc // takes over every request about a pipeline
+	listFault http.HandlerFunc           // takes over ListPipelines
 
 	requests    sync.Map // endpoint -> *atomic.Int64
 	perPipeline sync.Map // id -> *atomic.Int64
@@ -168,6 +169,13 @@ func (s *Server) Fault(id int64, h http.HandlerFunc) {
 		return
 	}
 	s.faults[id] = h
+}
+
+// FaultList hands ListPipelines requests to h (nil removes it).
+func (s *Server) FaultList(h http.HandlerFunc) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.listFault = h
 }
 
 // Requests returns how many requests arrived for endpoint.
@@ -335,6 +343,13 @@ func setPagingHeaders(w http.ResponseWriter, total, page, perPage int) {
 // handleList serves ListPipelines with the documented paging headers.
 func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	count(&s.requests, EndpointList)
+	s.mu.Lock()
+	fault := s.listFault
+	s.mu.Unlock()
+	if fault != nil {
+		fault(w, r)
+		return
+	}
 	if !s.authorized(w, r) {
 		return
 	}
