@@ -283,7 +283,10 @@ func startDemo(logger log.Logger) (*config.Config, func(), error) {
 	go func() { _ = srv.Serve(ln) }()
 	level.Info(logger).Log("msg", "demo mode: serving a simulated Flow API", "address", ln.Addr().String())
 	var b strings.Builder
-	fmt.Fprintf(&b, "yunxiao:\n  endpoint: http://%s\n  organization_id: %s\n  token: %s\ncache_ttl: 10s\npipelines:\n", ln.Addr(), org, token)
+	fmt.Fprintf(&b, "yunxiao:\n  endpoint: http://%s\n  organization_id: %s\n  token: %s\ncache_ttl: 10s\n", ln.Addr(), org, token)
+	// The demo shows everything: run history, and discovery finding the
+	// same pipelines the list names.
+	b.WriteString("run_history: true\ndiscovery:\n  enabled: true\n  refresh_interval: 1m\npipelines:\n")
 	for _, p := range flowsim.DemoPipelines() {
 		fmt.Fprintf(&b, "  - id: %d\n", p.ID) // names come from GetPipeline
 	}
