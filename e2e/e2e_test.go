@@ -40,6 +40,7 @@ const (
 	pErroring = 106 // the API refuses this pipeline (403)
 	pNeverRan = 107
 	pCanceled = 108
+	pFast     = 109 // simulated: a run every 2 s, with run history on
 )
 
 // expectedAlerts: which pipelines each alert's expression must select now.
@@ -69,7 +70,10 @@ func TestEndToEnd(t *testing.T) {
 	defer cancel()
 
 	// The fake Flow API.
-	sim := flowsim.New(flowsim.Options{Token: token, OrganizationID: "org-e2e"}, flowsim.Pipeline{ID: pNeverRan, Name: "release-notes"})
+	sim := flowsim.New(flowsim.Options{Token: token, OrganizationID: "org-e2e"}, flowsim.Pipeline{ID: pNeverRan, Name: "release-notes"},
+		flowsim.Pipeline{ID: pFast, Name: "fast-ci", TriggerMode: 3, Period: 2 * time.Second,
+			Stages:   []flowsim.Stage{{Name: "Build", Jobs: []flowsim.Job{{Sign: "b", Name: "Build", Duration: time.Second}}}},
+			Outcomes: []flowsim.Outcome{flowsim.Success}})
 	now := time.Now()
 	for id, body := range fixtures(now) {
 		sim.PinJSON(flowsim.EndpointLatestRun, id, body)
@@ -99,8 +103,11 @@ func TestEndToEnd(t *testing.T) {
 			fmt.Fprintf(&pipelines, "    name: %s\n", n)
 		}
 	}
+	// fast-ci comes from discovery, with run history on for it alone.
+	fmt.Fprintf(&pipelines, "  - id: %d\n    run_history: true\n", pFast)
 	writeFile(t, filepath.Join(dir, "config.yml"), fmt.Sprintf(
-		"yunxiao:\n  endpoint: %s\n  organization_id: org-e2e\n  token_file: token\n  rate_limit: 0\ncache_ttl: 2s\npipelines:\n%s",
+		"yunxiao:\n  endpoint: %s\n  organization_id: org-e2e\n  token_file: token\n  rate_limit: 0\ncache_ttl: 1s\n"+
+			"discovery:\n  enabled: true\n  refresh_interval: 5s\n  include: [\"fast-.*\"]\npipelines:\n%s",
 		api.URL, pipelines.String()))
 	exporterAddr := freeAddr(t)
 	exporterLog := start(t, ctx, exporterBin, "--config.file="+filepath.Join(dir, "config.yml"), "--web.listen-address="+exporterAddr)
@@ -132,6 +139,10 @@ scrape_configs:
 	prom := &promAPI{t: t, base: "http://" + promAddr}
 	waitFor(t, ctx, "Prometheus to have 5 scrapes of the exporter", func() bool {
 		res, err := prom.query(`count_over_time(up{job="yunxiao"}[1m]) >= 5`)
+		return err == nil && len(res) == 1
+	})
+	waitFor(t, ctx, "run history to have counted a few runs", func() bool {
+		res, err := prom.query(`sum(yunxiao_pipeline_runs_total{job="yunxiao"}) >= 3`)
 		return err == nil && len(res) == 1
 	})
 	waitFor(t, ctx, "the rules to have been evaluated", func() bool {
