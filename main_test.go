@@ -22,6 +22,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -557,6 +558,39 @@ func TestShardFlags(t *testing.T) {
 		has := strings.Contains(metrics, fmt.Sprintf(`yunxiao_pipeline_up{pipeline_id="%d",`, p.ID))
 		if want := collector.ShardOf(p.ID, 2) == 1; has != want {
 			t.Errorf("pipeline %d exported=%v, want %v", p.ID, has, want)
+		}
+	}
+}
+
+// TestSIGHUPReloads: SIGHUP takes the same path as POST /-/reload. The
+// signal arrives asynchronously, so the test waits (bounded) for its effect.
+func TestSIGHUPReloads(t *testing.T) {
+	sim := flowsim.New(flowsim.Options{Token: testToken, OrganizationID: "org-1"}, flowsim.DemoPipelines()...)
+	api := httptest.NewServer(sim)
+	t.Cleanup(api.Close)
+	dir := t.TempDir()
+	writeTestFile(t, filepath.Join(dir, "token"), []byte(testToken))
+	cfgPath := filepath.Join(dir, "config.yml")
+	writeConfig(t, cfgPath, api.URL, "  - id: 1001\n")
+	e := startExporter(t, "--config.file="+cfgPath)
+	if _, body := e.get("/metrics"); !strings.Contains(body, `pipeline_id="1001"`) {
+		t.Fatal("the first config is not in force")
+	}
+	writeConfig(t, cfgPath, api.URL, "  - id: 1002\n    name: after-sighup\n")
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(10 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if _, body := e.get("/metrics"); strings.Contains(body, `pipeline_name="after-sighup"`) && !strings.Contains(body, `pipeline_id="1001"`) {
+			return
+		}
+		select {
+		case <-deadline:
+			t.Fatal("SIGHUP did not reload the config within 10s")
+		case <-tick.C:
 		}
 	}
 }
