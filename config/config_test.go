@@ -747,14 +747,15 @@ func TestPrintingHidesToken(t *testing.T) {
 				t.Fatal(err)
 			}
 			outputs := map[string]string{
-				"yaml.Marshal":      string(y),
-				"json.Marshal":      string(j),
-				"String()":          cfg.String(),
-				"%v of *Config":     fmt.Sprintf("%v", cfg),
-				"%+v of *Config":    fmt.Sprintf("%+v", cfg),
-				"%#v of *Config":    fmt.Sprintf("%#v", cfg),
-				"%v of Config":      fmt.Sprintf("%v", *cfg),
-				"%+v of Config":     fmt.Sprintf("%+v", *cfg),
+				"yaml.Marshal":   string(y),
+				"json.Marshal":   string(j),
+				"String()":       cfg.String(),
+				"%v of *Config":  fmt.Sprintf("%v", cfg),
+				"%+v of *Config": fmt.Sprintf("%+v", cfg),
+				"%#v of *Config": fmt.Sprintf("%#v", cfg),
+				"%v of Config":   fmt.Sprintf("%v", *cfg),
+				"%+v of Config":  fmt.Sprintf("%+v", *cfg),
+				//lint:ignore S1025 what fmt prints for %s is the point here
 				"%s of Config":      fmt.Sprintf("%s", *cfg),
 				"%v of Yunxiao":     fmt.Sprintf("%v", cfg.Yunxiao),
 				"%+v of Yunxiao":    fmt.Sprintf("%+v", cfg.Yunxiao),
