@@ -109,8 +109,11 @@ func checkInvariants(t *testing.T, cfg *Config) {
 	if y.RateLimit > 0 && y.Burst < 1 {
 		t.Errorf("burst %d with rate_limit %g", y.Burst, y.RateLimit)
 	}
-	if len(cfg.Pipelines) == 0 {
-		t.Errorf("no pipelines")
+	if len(cfg.Pipelines) == 0 && !cfg.Discovery.Enabled {
+		t.Errorf("no pipelines and no discovery")
+	}
+	if cfg.Discovery.Enabled && cfg.Discovery.RefreshInterval <= 0 {
+		t.Errorf("discovery refresh_interval %s", cfg.Discovery.RefreshInterval)
 	}
 	seen := map[int64]bool{}
 	for _, p := range cfg.Pipelines {
