@@ -18,10 +18,11 @@ var wantDashboards = []struct {
 	{"pipeline-detail.json", "yunxiao-pipeline-detail"},
 }
 
-// contractMetrics are the metric names the dashboards may query: those
-// docs/HELPERS-CONTRACT.md says the exporter exports (a histogram by its
+// contractMetrics are the metric names the dashboards may query: those the
+// README's metrics table says the exporter exports (a histogram by its
 // series names), the few standard go_/process_ ones the dashboards use, and
-// the series Prometheus itself adds to every scrape.
+// the series Prometheus itself adds to every scrape. Sources marked
+// run_history or discovery exist only when that is enabled in the config.
 var contractMetrics = []struct {
 	name, source string
 }{
@@ -38,6 +39,13 @@ var contractMetrics = []struct {
 	{"yunxiao_pipeline_up", "exporter"},
 	{"yunxiao_pipeline_last_success_timestamp_seconds", "exporter"},
 	{"yunxiao_pipeline_fetch_errors_total", "exporter"},
+	{"yunxiao_pipeline_runs_total", "exporter (run_history)"},
+	{"yunxiao_pipeline_run_completed_duration_seconds_bucket", "exporter (run_history)"},
+	{"yunxiao_pipeline_run_completed_duration_seconds_sum", "exporter (run_history)"},
+	{"yunxiao_pipeline_run_completed_duration_seconds_count", "exporter (run_history)"},
+	{"yunxiao_discovery_pipelines", "exporter (discovery)"},
+	{"yunxiao_discovery_last_success_timestamp_seconds", "exporter (discovery)"},
+	{"yunxiao_discovery_errors_total", "exporter (discovery)"},
 	{"yunxiao_up", "exporter"},
 	{"yunxiao_scrape_duration_seconds", "exporter"},
 	{"yunxiao_api_requests_total", "exporter"},
@@ -47,6 +55,7 @@ var contractMetrics = []struct {
 	{"yunxiao_exporter_build_info", "exporter"},
 	{"yunxiao_exporter_config_last_reload_successful", "exporter"},
 	{"yunxiao_exporter_config_last_reload_success_timestamp_seconds", "exporter"},
+	{"yunxiao_exporter_shard_info", "exporter"},
 	{"go_goroutines", "go collector"},
 	{"go_memstats_heap_inuse_bytes", "go collector"},
 	{"process_cpu_seconds_total", "process collector"},
@@ -249,6 +258,13 @@ func TestExpressions(t *testing.T) {
 		allowed[m.name] = true
 	}
 	rateCall := regexp.MustCompile(`\b(rate|irate|increase)\s*\(`)
+	// rate and irate take [$__rate_interval]; increase may also count over
+	// the dashboard's range or a rolling day.
+	windows := map[string][]string{
+		"rate":     {"[$__rate_interval]"},
+		"irate":    {"[$__rate_interval]"},
+		"increase": {"[$__rate_interval]", "[$__range]", "[1d]"},
+	}
 	ds, _ := loadAll(t)
 	for _, d := range ds {
 		for _, v := range d.Templating.List {
@@ -282,10 +298,15 @@ func TestExpressions(t *testing.T) {
 						}
 					}
 				}
-				for _, loc := range rateCall.FindAllStringIndex(tg.Expr, -1) {
+				for _, loc := range rateCall.FindAllStringSubmatchIndex(tg.Expr, -1) {
+					fn := tg.Expr[loc[2]:loc[3]]
 					end := closing(tg.Expr, loc[1]-1)
-					if end < 0 || !strings.Contains(tg.Expr[loc[0]:end], "[$__rate_interval]") {
-						t.Errorf("%s: %s without [$__rate_interval]: %q", where, tg.Expr[loc[0]:loc[1]-1], tg.Expr)
+					ok := false
+					for _, w := range windows[fn] {
+						ok = ok || (end >= 0 && strings.Contains(tg.Expr[loc[0]:end], w))
+					}
+					if !ok {
+						t.Errorf("%s: %s without %s: %q", where, fn, strings.Join(windows[fn], " or "), tg.Expr)
 					}
 				}
 			}
@@ -308,7 +329,8 @@ func TestStatusColours(t *testing.T) {
 		for _, p := range flattenRaw(d.Panels) {
 			shows := false
 			for _, tg := range p.Targets {
-				shows = shows || (strings.Contains(tg.Expr, "_status{") && showsStatus.MatchString(tg.Expr))
+				shows = shows || ((strings.Contains(tg.Expr, "_status{") || strings.Contains(tg.Expr, "_runs_total{")) &&
+					showsStatus.MatchString(tg.Expr))
 			}
 			if !shows {
 				continue
@@ -372,6 +394,10 @@ func TestQueries(t *testing.T) {
 		{"yunxiao-overview", "> 7200"},
 		{"yunxiao-exporter-health", "[1m]"},
 		{"yunxiao-overview", "[1h]"},
+		{"yunxiao-overview", "yunxiao_pipeline_runs_total"},
+		{"yunxiao-pipeline-detail", "yunxiao_pipeline_run_completed_duration_seconds_bucket"},
+		{"yunxiao-exporter-health", "yunxiao_discovery_last_success_timestamp_seconds"},
+		{"yunxiao-exporter-health", "yunxiao_exporter_shard_info"},
 	} {
 		found := false
 		for _, q := range qs {
@@ -580,11 +606,43 @@ func balanced(s string) string {
 	return ""
 }
 
-// rawPanel is what TestStatusColours reads of a panel.
+// TestOptInPanelsSaySo checks that every panel querying metrics that exist
+// only with run_history or discovery enabled says so in its description, so
+// that an empty panel explains itself.
+func TestOptInPanelsSaySo(t *testing.T) {
+	optIn := []struct{ metric, mention string }{
+		{"yunxiao_pipeline_runs_total", "run_history"},
+		{"yunxiao_pipeline_run_completed_duration_seconds", "run_history"},
+		{"yunxiao_discovery_", "discovery.enabled"},
+	}
+	_, raw := loadAll(t)
+	for name, b := range raw {
+		var d struct {
+			Panels []rawPanel `json:"panels"`
+		}
+		if err := json.Unmarshal(b, &d); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range flattenRaw(d.Panels) {
+			for _, o := range optIn {
+				uses := false
+				for _, tg := range p.Targets {
+					uses = uses || strings.Contains(tg.Expr, o.metric)
+				}
+				if uses && !strings.Contains(p.Description, o.mention) {
+					t.Errorf("%s: panel %q queries %s but its description does not mention %s", name, p.Title, o.metric, o.mention)
+				}
+			}
+		}
+	}
+}
+
+// rawPanel is what TestStatusColours and TestOptInPanelsSaySo read of a panel.
 type rawPanel struct {
-	Title   string     `json:"title"`
-	Panels  []rawPanel `json:"panels"`
-	Targets []struct {
+	Title       string     `json:"title"`
+	Description string     `json:"description"`
+	Panels      []rawPanel `json:"panels"`
+	Targets     []struct {
 		Expr string `json:"expr"`
 	} `json:"targets"`
 	FieldConfig struct {

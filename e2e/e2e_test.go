@@ -56,6 +56,8 @@ var expectedAlerts = map[string][]string{
 	"YunxiaoExporterDown":               nil,
 	"YunxiaoExporterAbsent":             nil,
 	"YunxiaoExporterConfigReloadFailed": nil,
+	"YunxiaoPipelineFailureRatioHigh":   nil, // needs 5 runs in a day, 50 % failed: fast-ci only passes
+	"YunxiaoDiscoveryFailing":           nil,
 }
 
 func TestEndToEnd(t *testing.T) {
@@ -151,7 +153,7 @@ scrape_configs:
 
 	t.Run("every dashboard query runs", func(t *testing.T) {
 		queries, err := dashboards.Queries(map[string]string{
-			"job": "yunxiao", "instance": regexpQuote(exporterAddr), "pipeline": fmt.Sprint(pFailed),
+			"job": "yunxiao", "instance": regexpQuote(exporterAddr), "pipeline": fmt.Sprintf("%d|%d", pFailed, pFast),
 		})
 		if err != nil {
 			t.Fatal(err)
