@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -49,7 +48,6 @@ func blackHole(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
 	var conns []net.Conn
 	go func() {
 		for {
@@ -60,10 +58,7 @@ func blackHole(t *testing.T) string {
 			conns = append(conns, c) // held open, never read or written
 		}
 	}()
-	t.Cleanup(func() {
-		close(done)
-		ln.Close()
-	})
+	t.Cleanup(func() { ln.Close() })
 	return ln.Addr().String()
 }
 
@@ -308,5 +303,3 @@ func grepLines(s, substr string) string {
 	}
 	return strings.Join(out, "\n")
 }
-
-var _ = context.Background

@@ -382,8 +382,8 @@ func (c *Client) statusError(endpoint string, resp *http.Response, body []byte, 
 	e := &Error{
 		Endpoint:   endpoint,
 		StatusCode: resp.StatusCode,
-		Code:       c.redact(code),
-		Message:    c.redact(msg),
+		Code:       code, // from a body redactBody already cleaned
+		Message:    msg,
 		RequestID:  requestID,
 	}
 	switch s := resp.StatusCode; {
