@@ -7,11 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,21 +23,25 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/common/promslog"
+	promslogflag "github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
-	sloggokit "github.com/tjhop/slog-gokit"
 
 	"github.com/yunxiao-exporter/yunxiao_exporter/collector"
 	"github.com/yunxiao-exporter/yunxiao_exporter/config"
 	"github.com/yunxiao-exporter/yunxiao_exporter/flowsim"
 	"github.com/yunxiao-exporter/yunxiao_exporter/landing"
+	"github.com/yunxiao-exporter/yunxiao_exporter/logging"
 	"github.com/yunxiao-exporter/yunxiao_exporter/yunxiao"
 )
 
 const exporterName = "yunxiao_exporter"
 
 func main() {
+	info, _ := debug.ReadBuildInfo()
+	fillVersion(info)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil))
@@ -56,10 +60,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ln net.Li
 		shardIndex  = app.Flag("shard.index", "This replica's shard, from 0, when --shard.total replicas split the pipelines by a stable hash of their id.").Default("0").Int()
 		shardTotal  = app.Flag("shard.total", "Number of replicas splitting the pipelines; 1 is no sharding.").Default("1").Int()
 		demo        = app.Flag("demo", "Serve and scrape a built-in simulated Flow API whose pipelines run, pass and fail in real time; no token or config needed.").Bool()
-		logLevel    = app.Flag("log.level", "Only log messages with the given severity or above. One of: [debug, info, warn, error]").Default("info").Enum("debug", "info", "warn", "error")
-		logFormat   = app.Flag("log.format", "Output format of log messages. One of: [logfmt, json]").Default("logfmt").Enum("logfmt", "json")
 		webConfig   = kingpinflag.AddFlags(app, ":10036")
+		logConfig   = promslog.Config{Writer: stderr}
 	)
+	promslogflag.AddFlags(app, &logConfig)
 	app.Version(version.Print(exporterName))
 	app.HelpFlag.Short('h')
 	app.UsageWriter(stdout)
@@ -89,8 +93,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ln net.Li
 		return 2
 	}
 
-	baseLogger := newBaseLogger(*logLevel, *logFormat, stderr)
-	logger := log.With(baseLogger, "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller)
+	// One handler formats every line: ours (through go-kit) and the
+	// toolkit's (through slog) carry the same keys.
+	slogger := promslog.New(&logConfig)
+	logger := logging.GoKit(slogger.Handler())
 	level.Info(logger).Log("msg", "starting "+exporterName, "version", version.Info(), "build_context", version.BuildContext())
 
 	apiMetrics := yunxiao.NewMetrics()
@@ -119,19 +125,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ln net.Li
 			return 1
 		}
 		safeConfig.Set(cfg)
-		reload = func() error { return errors.New("--demo has no config file to reload") }
+		reload = func() error {
+			err := errors.New("--demo has no config file to reload")
+			level.Info(logger).Log("msg", "reload requested; nothing to reload", "reason", err)
+			return err
+		}
 	} else {
+		cfg, err := safeConfig.ReloadConfig(*configFile, apply)
+		if err != nil {
+			// There is no previous config to keep: say why we cannot start.
+			level.Error(logger).Log("msg", "cannot start: the configuration is invalid", "file", *configFile, "err", err)
+			return 1
+		}
+		level.Info(logger).Log("msg", "loaded config", "file", *configFile, "pipelines", len(cfg.Pipelines))
 		reload = func() error {
 			cfg, err := safeConfig.ReloadConfig(*configFile, apply)
 			if err != nil {
 				level.Error(logger).Log("msg", "error loading config; keeping the previous one", "err", err)
 				return err
 			}
-			level.Info(logger).Log("msg", "loaded config", "file", *configFile, "pipelines", len(cfg.Pipelines))
+			level.Info(logger).Log("msg", "reloaded config", "file", *configFile, "pipelines", len(cfg.Pipelines))
 			return nil
-		}
-		if err := reload(); err != nil {
-			return 1
 		}
 	}
 
@@ -187,7 +201,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ln net.Li
 		defer cancel()
 		_ = srv.Shutdown(shutdownCtx)
 	}()
-	slogger := slog.New(sloggokit.NewGoKitHandler(baseLogger, slogLevel(*logLevel))) // slog adds its own time and caller
 	serve := func() error { return web.ListenAndServe(srv, webConfig, slogger) }
 	if ln != nil {
 		serve = func() error { return web.Serve(ln, srv, webConfig, slogger) }
@@ -298,24 +311,38 @@ func startDemo(logger log.Logger) (*config.Config, func(), error) {
 	return cfg, func() { _ = srv.Close() }, nil
 }
 
-// newBaseLogger returns the level-filtered logger, without timestamp and
-// caller, which the go-kit and slog callers each add in their own way.
-func newBaseLogger(lvl, format string, w io.Writer) log.Logger {
-	var logger log.Logger
-	if format == "json" {
-		logger = log.NewJSONLogger(log.NewSyncWriter(w))
-	} else {
-		logger = log.NewLogfmtLogger(log.NewSyncWriter(w))
+// fillVersion fills what -ldflags left empty from the binary's own build
+// information, so that `go build` and `go run` still name a version:
+// the module version ("(devel)" for a local build), the VCS revision and
+// its time. Fields set by ldflags win.
+func fillVersion(info *debug.BuildInfo) {
+	if info == nil {
+		return
 	}
-	return level.NewFilter(logger, level.Allow(level.ParseDefault(lvl, level.InfoValue())))
-}
-
-func slogLevel(lvl string) slog.Level {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(lvl)); err != nil {
-		return slog.LevelInfo
+	if version.Version == "" {
+		version.Version = info.Main.Version
+		if version.Version == "" {
+			version.Version = "(devel)"
+		}
 	}
-	return l
+	var revision, modified string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			revision = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = "-modified"
+			}
+		case "vcs.time":
+			if version.BuildDate == "" {
+				version.BuildDate = s.Value
+			}
+		}
+	}
+	if version.Revision == "" && revision != "" {
+		version.Revision = revision + modified
+	}
 }
 
 // stdlibLogger adapts go-kit's logger to promhttp's Println interface.
