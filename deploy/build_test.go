@@ -1,6 +1,7 @@
 package deploy_test
 
 import (
+	"bytes"
 	"context"
 	"debug/buildinfo"
 	"debug/elf"
@@ -11,7 +12,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -64,7 +67,6 @@ func TestBuildFlagsAgree(t *testing.T) {
 		t.Errorf("Dockerfile: want %d -X %s.* flags", len(buildVars), versionPkg)
 	}
 	for _, want := range []string{
-		"FROM golang:",
 		"FROM gcr.io/distroless/static-debian12:nonroot",
 		"USER 65532:65532",
 		fmt.Sprintf("EXPOSE %d", exporterPort),
@@ -247,4 +249,304 @@ func loadYAMLMap(t *testing.T, file string) map[string]any {
 		t.Fatalf("%s: %v", file, err)
 	}
 	return m
+}
+
+// ---- Dockerfile ----
+
+// dockerfile is a parsed Dockerfile: its parser directives, the defaults of
+// the ARGs before the first FROM, and its stages.
+type dockerfile struct {
+	directives map[string]string
+	globalArgs map[string]string
+	stages     []dockerStage
+}
+
+type dockerStage struct {
+	platform string // FROM --platform=..., as written
+	image    string // with the global ARGs substituted
+	name     string // AS name
+	instrs   []dockerInstr
+}
+
+type dockerInstr struct {
+	cmd  string // upper case: RUN, ARG, LABEL, ...
+	args string // continuation lines joined, comments dropped
+	line int
+}
+
+// parseDockerfile reads the subset of the Dockerfile syntax the checks need:
+// parser directives, comments, line continuations, FROM with flags and AS.
+func parseDockerfile(t *testing.T, text string) dockerfile {
+	t.Helper()
+	df := dockerfile{directives: map[string]string{}, globalArgs: map[string]string{}}
+	lines := strings.Split(text, "\n")
+	inDirectives := true
+	for i := 0; i < len(lines); i++ {
+		trimmed := strings.TrimSpace(lines[i])
+		if strings.HasPrefix(trimmed, "#") {
+			if inDirectives {
+				if k, v, ok := strings.Cut(strings.TrimSpace(trimmed[1:]), "="); ok && !strings.ContainsAny(k, " \t") {
+					df.directives[strings.ToLower(k)] = strings.TrimSpace(v)
+					continue
+				}
+			}
+			inDirectives = false
+			continue
+		}
+		inDirectives = false
+		if trimmed == "" {
+			continue
+		}
+		start := i + 1
+		var b strings.Builder
+		for {
+			l := strings.TrimRight(lines[i], " \t")
+			cont := strings.HasSuffix(l, `\`)
+			b.WriteString(strings.TrimSuffix(l, `\`))
+			if !cont || i+1 >= len(lines) {
+				break
+			}
+			b.WriteString(" ")
+			// Comment lines inside a continuation are dropped.
+			for i+1 < len(lines) && strings.HasPrefix(strings.TrimSpace(lines[i+1]), "#") {
+				i++
+			}
+			i++
+		}
+		cmd, args, _ := strings.Cut(strings.TrimSpace(b.String()), " ")
+		in := dockerInstr{cmd: strings.ToUpper(cmd), args: strings.Join(strings.Fields(args), " "), line: start}
+		switch {
+		case in.cmd == "FROM":
+			df.stages = append(df.stages, df.parseFrom(t, in))
+		case len(df.stages) == 0 && in.cmd == "ARG":
+			k, v, _ := strings.Cut(in.args, "=")
+			df.globalArgs[k] = strings.Trim(v, `"`)
+		case len(df.stages) == 0:
+			t.Fatalf("Dockerfile line %d: %s before the first FROM", in.line, in.cmd)
+		default:
+			s := &df.stages[len(df.stages)-1]
+			s.instrs = append(s.instrs, in)
+		}
+	}
+	if len(df.stages) == 0 {
+		t.Fatal("Dockerfile has no FROM")
+	}
+	return df
+}
+
+func (df dockerfile) parseFrom(t *testing.T, in dockerInstr) dockerStage {
+	t.Helper()
+	var s dockerStage
+	fields := strings.Fields(in.args)
+	for len(fields) > 0 && strings.HasPrefix(fields[0], "--") {
+		if v, ok := strings.CutPrefix(fields[0], "--platform="); ok {
+			s.platform = v
+		}
+		fields = fields[1:]
+	}
+	switch {
+	case len(fields) == 1:
+	case len(fields) == 3 && strings.EqualFold(fields[1], "AS"):
+		s.name = fields[2]
+	default:
+		t.Fatalf("Dockerfile line %d: cannot parse FROM %s", in.line, in.args)
+	}
+	s.image = os.Expand(fields[0], func(k string) string { return df.globalArgs[k] })
+	return s
+}
+
+// stageArgs are the ARGs a stage declares.
+func (s dockerStage) args() map[string]bool {
+	out := map[string]bool{}
+	for _, in := range s.instrs {
+		if in.cmd == "ARG" {
+			for _, f := range strings.Fields(in.args) {
+				k, _, _ := strings.Cut(f, "=")
+				out[k] = true
+			}
+		}
+	}
+	return out
+}
+
+// goBuild is the stage's RUN that runs `go build`.
+func (s dockerStage) goBuild() (dockerInstr, bool) {
+	for _, in := range s.instrs {
+		if in.cmd == "RUN" && strings.Contains(in.args, "go build ") {
+			return in, true
+		}
+	}
+	return dockerInstr{}, false
+}
+
+// labels parses the stage's LABEL key="value" pairs.
+func (s dockerStage) labels(t *testing.T) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	pair := regexp.MustCompile(`([A-Za-z0-9._-]+)=("(?:[^"\\]|\\.)*"|\S+)`)
+	for _, in := range s.instrs {
+		if in.cmd != "LABEL" {
+			continue
+		}
+		for _, m := range pair.FindAllStringSubmatch(in.args, -1) {
+			out[m[1]] = strings.Trim(m[2], `"`)
+		}
+	}
+	return out
+}
+
+// goModVersion is the `go` line of go.mod.
+func goModVersion(t *testing.T) string {
+	t.Helper()
+	for _, l := range strings.Split(string(readFile(t, repoPath(t, "go.mod"))), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "go "); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatal("go.mod has no go line")
+	return ""
+}
+
+// TestDockerfile: what a packager checks in the image build — the Go release
+// go.mod needs, cross-compilation from the build platform, BuildKit caches,
+// OCI labels with the injected version, a non-root final stage, a license.
+func TestDockerfile(t *testing.T) {
+	text := string(readFile(t, repoPath(t, "Dockerfile")))
+	df := parseDockerfile(t, text)
+	builder, final := df.stages[0], df.stages[len(df.stages)-1]
+	for _, s := range df.stages {
+		if strings.HasPrefix(s.image, "golang:") {
+			builder = s
+		}
+	}
+	goVersion := goModVersion(t)
+	buildRun, hasBuild := builder.goBuild()
+	labels := final.labels(t)
+	makefile := string(readFile(t, repoPath(t, "Makefile")))
+	const source = "https://github.com/yunxiao-exporter/yunxiao_exporter"
+
+	check := func(ok bool, format string, args ...any) error {
+		if ok {
+			return nil
+		}
+		return fmt.Errorf(format, args...)
+	}
+	for _, tc := range []struct {
+		name  string
+		check func() error
+	}{
+		{"syntax directive on the first line", func() error {
+			return check(strings.HasPrefix(text, "# syntax=docker/dockerfile:1\n"),
+				"the first line is not `# syntax=docker/dockerfile:1` (needed for RUN --mount)")
+		}},
+		{"builder is golang at go.mod's go version", func() error {
+			m := regexp.MustCompile(`^golang:(\d+\.\d+\.\d+)-(bookworm|trixie)$`).FindStringSubmatch(builder.image)
+			if m == nil {
+				return fmt.Errorf("builder image %q: want golang:<go.mod go version>-<debian release>, e.g. golang:%s-trixie", builder.image, goVersion)
+			}
+			return check(m[1] == goVersion, "builder image %q: Go %s, but go.mod says go %s (with GOTOOLCHAIN=local an older Go fails)", builder.image, m[1], goVersion)
+		}},
+		{"GOTOOLCHAIN=local", func() error {
+			return check(slices.ContainsFunc(builder.instrs, func(in dockerInstr) bool {
+				return in.cmd == "ENV" && regexp.MustCompile(`(^|\s)GOTOOLCHAIN[= ]local($|\s)`).MatchString(in.args)
+			}) && !regexp.MustCompile(`GOTOOLCHAIN=(auto|go|path)`).MatchString(text),
+				"the builder does not set GOTOOLCHAIN=local (a toolchain download would hide a wrong base image)")
+		}},
+		{"builder runs on the build platform", func() error {
+			return check(builder.platform == "$BUILDPLATFORM" || builder.platform == "${BUILDPLATFORM}",
+				"builder FROM --platform=%q, want $BUILDPLATFORM (cross-compile, no emulation)", builder.platform)
+		}},
+		{"final stage is the target platform", func() error {
+			return check(final.platform == "", "final stage FROM --platform=%q: the image must be of the target platform", final.platform)
+		}},
+		{"target platform args declared", func() error {
+			a := builder.args()
+			return check(a["TARGETOS"] && a["TARGETARCH"] && a["TARGETVARIANT"],
+				"builder stage lacks ARG TARGETOS, TARGETARCH and TARGETVARIANT: %v", a)
+		}},
+		{"go build for the target platform", func() error {
+			if !hasBuild {
+				return fmt.Errorf("no RUN ... go build in the builder stage")
+			}
+			for _, want := range []string{"GOOS=$TARGETOS", "GOARCH=$TARGETARCH", "CGO_ENABLED=0"} {
+				if !strings.Contains(buildRun.args, want) {
+					return fmt.Errorf("line %d: the go build RUN lacks %s", buildRun.line, want)
+				}
+			}
+			return check(regexp.MustCompile(`GOARM="?\$\{TARGETVARIANT#v\}`).MatchString(buildRun.args),
+				"line %d: GOARM is not taken from TARGETVARIANT (linux/arm/v7 needs GOARM=7)", buildRun.line)
+		}},
+		{"build cache mounts", func() error {
+			if !hasBuild {
+				return fmt.Errorf("no RUN ... go build in the builder stage")
+			}
+			for _, target := range []string{"/go/pkg/mod", "/root/.cache/go-build"} {
+				if !strings.Contains(buildRun.args, "--mount=type=cache,target="+target) {
+					return fmt.Errorf("line %d: the go build RUN lacks --mount=type=cache,target=%s", buildRun.line, target)
+				}
+			}
+			return check(strings.HasPrefix(buildRun.args, "--mount="), "line %d: RUN flags must come first", buildRun.line)
+		}},
+		{"ldflags take VERSION and REVISION", func() error {
+			return check(strings.Contains(buildRun.args, "-X "+versionPkg+".Version=${VERSION}") &&
+				strings.Contains(buildRun.args, "-X "+versionPkg+".Revision=${REVISION}") &&
+				builder.args()["VERSION"] && builder.args()["REVISION"],
+				"the builder does not declare ARG VERSION and REVISION and pass them to -X %s.Version / .Revision", versionPkg)
+		}},
+		{"label args declared in the final stage", func() error {
+			a := final.args()
+			return check(a["VERSION"] && a["REVISION"], "final stage lacks ARG VERSION and ARG REVISION: its labels would be empty")
+		}},
+		{"label org.opencontainers.image.version", func() error {
+			return check(labels["org.opencontainers.image.version"] == "${VERSION}", "version label = %q, want ${VERSION}", labels["org.opencontainers.image.version"])
+		}},
+		{"label org.opencontainers.image.revision", func() error {
+			return check(labels["org.opencontainers.image.revision"] == "${REVISION}", "revision label = %q, want ${REVISION}", labels["org.opencontainers.image.revision"])
+		}},
+		{"label org.opencontainers.image.source", func() error {
+			return check(labels["org.opencontainers.image.source"] == source, "source label = %q, want %s", labels["org.opencontainers.image.source"], source)
+		}},
+		{"label org.opencontainers.image.licenses", func() error {
+			return check(labels["org.opencontainers.image.licenses"] == "Apache-2.0", "licenses label = %q, want Apache-2.0", labels["org.opencontainers.image.licenses"])
+		}},
+		{"label org.opencontainers.image.title", func() error {
+			return check(labels["org.opencontainers.image.title"] == "yunxiao_exporter", "title label = %q", labels["org.opencontainers.image.title"])
+		}},
+		{"label org.opencontainers.image.description", func() error {
+			return check(strings.Contains(labels["org.opencontainers.image.description"], "Prometheus exporter"), "description label = %q", labels["org.opencontainers.image.description"])
+		}},
+		{"final stage nonroot", func() error {
+			var user string
+			for _, in := range final.instrs {
+				if in.cmd == "USER" {
+					user = in.args
+				}
+			}
+			return check(strings.HasPrefix(final.image, "gcr.io/distroless/") && strings.HasSuffix(final.image, ":nonroot") &&
+				user == fmt.Sprintf("%d:%d", nonRootUID, nonRootUID),
+				"final stage %s USER %q: want a distroless :nonroot base and USER %d:%d", final.image, user, nonRootUID, nonRootUID)
+		}},
+		{"LICENSE is Apache-2.0", func() error {
+			b, err := os.ReadFile(repoPath(t, "LICENSE"))
+			if err != nil {
+				return err
+			}
+			return check(bytes.Contains(b, []byte("Apache License")) && bytes.Contains(b, []byte("Version 2.0, January 2004")) &&
+				bytes.Contains(b, []byte("END OF TERMS AND CONDITIONS")), "LICENSE is not the Apache License 2.0 text")
+		}},
+		{"make docker passes VERSION and REVISION", func() error {
+			_, recipe, _ := strings.Cut(makefile, "\ndocker:")
+			if i := strings.Index(recipe, "\n\n"); i >= 0 {
+				recipe = recipe[:i]
+			}
+			return check(strings.Contains(recipe, "--build-arg VERSION=$(VERSION)") && strings.Contains(recipe, "--build-arg REVISION=$(REVISION)"),
+				"Makefile docker target does not pass --build-arg VERSION=$(VERSION) and REVISION=$(REVISION)")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.check(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
 }

@@ -169,3 +169,32 @@ type envVar struct {
 		} `yaml:"fieldRef"`
 	} `yaml:"valueFrom"`
 }
+
+// The label kube-prometheus-stack's default serviceMonitorSelector and
+// ruleSelector match (`release: <its helm release name>`); every overlay meant
+// for it puts it on the ServiceMonitor and the PrometheusRule.
+const (
+	operatorLabelKey   = "release"
+	operatorLabelValue = "kube-prometheus-stack"
+)
+
+// TestKustomizeOperatorLabels: in every overlay the ServiceMonitor and the
+// PrometheusRule carry the label the operator selects them by; without it
+// kube-prometheus-stack never scrapes the exporter nor loads its alerts.
+func TestKustomizeOperatorLabels(t *testing.T) {
+	for _, overlay := range []string{"example", "sharded"} {
+		t.Run(overlay, func(t *testing.T) {
+			ms := kustomize(t, "deploy/kubernetes/overlays/"+overlay)
+			for _, kind := range []string{"ServiceMonitor", "PrometheusRule"} {
+				of := ms.ofKind(kind)
+				if len(of) != 1 {
+					t.Errorf("want one %s, got %v", kind, of)
+					continue
+				}
+				if got, ok := of[0].Metadata.Labels[operatorLabelKey]; !ok || got != operatorLabelValue {
+					t.Errorf("%s labels %v: want %s: %s for the operator's selector", of[0], of[0].Metadata.Labels, operatorLabelKey, operatorLabelValue)
+				}
+			}
+		})
+	}
+}

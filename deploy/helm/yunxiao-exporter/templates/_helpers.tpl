@@ -37,24 +37,38 @@ Namespace, overridable for use as a subchart.
 {{- end }}
 
 {{/*
-Common labels.
+Common labels. Every value is quoted: a release named 123, yes, true or 0x1f
+must give the string label value "123", not a number or a boolean (which the
+API server rejects).
 */}}
 {{- define "yunxiao-exporter.labels" -}}
-helm.sh/chart: {{ include "yunxiao-exporter.chart" . }}
+helm.sh/chart: {{ include "yunxiao-exporter.chart" . | quote }}
 {{ include "yunxiao-exporter.selectorLabels" . }}
-app.kubernetes.io/component: exporter
+app.kubernetes.io/component: "exporter"
 {{- if .Chart.AppVersion }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 {{- end }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/managed-by: {{ .Release.Service | quote }}
 {{- end }}
 
 {{/*
-Selector labels.
+Selector labels, quoted like the common labels.
 */}}
 {{- define "yunxiao-exporter.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "yunxiao-exporter.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/name: {{ include "yunxiao-exporter.name" . | quote }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
+{{- end }}
+
+{{/*
+User-supplied labels (podLabels, service.labels, *.additionalLabels), keys and
+values quoted, so `--set serviceMonitor.additionalLabels.release=123` (a
+number to --set) still renders the string "123". Call with the dict; renders
+nothing for an empty one.
+*/}}
+{{- define "yunxiao-exporter.quotedLabels" -}}
+{{- range $key, $value := . }}
+{{ $key | quote }}: {{ $value | toString | quote }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -104,14 +118,25 @@ Where the container finds its files.
 {{- define "yunxiao-exporter.configDir" -}}/etc/yunxiao_exporter{{- end }}
 
 {{/*
+"true" when config.discovery.enabled is set, else empty.
+*/}}
+{{- define "yunxiao-exporter.discovery" -}}
+{{- if dig "discovery" "enabled" false (default dict .Values.config) }}true{{ end }}
+{{- end }}
+
+{{/*
 The exporter's config file: .Values.config with yunxiao.token_file pointing at
-the mounted Secret.
+the mounted Secret. An empty pipeline list without discovery is refused here
+(the configmap always renders), since the exporter would refuse it at start.
 */}}
 {{- define "yunxiao-exporter.config" -}}
 {{- $config := deepCopy (default dict .Values.config) }}
 {{- $yunxiao := default dict (get $config "yunxiao") }}
 {{- if hasKey $yunxiao "token" }}
 {{- fail "config.yunxiao.token: put the token in token.value or token.existingSecret, not in the config" }}
+{{- end }}
+{{- if and (not (get $config "pipelines")) (not (include "yunxiao-exporter.discovery" .)) }}
+{{- fail "config.pipelines is empty and config.discovery.enabled is false: the exporter refuses such a config and the pod would crash-loop. List at least one pipeline (config.pipelines[].id) or set config.discovery.enabled=true" }}
 {{- end }}
 {{- $_ := set $yunxiao "token_file" (printf "%s/token" (include "yunxiao-exporter.configDir" .)) }}
 {{- $_ = set $config "yunxiao" $yunxiao }}
