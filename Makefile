@@ -2,7 +2,7 @@
 #
 #   make build      static binary ./yunxiao_exporter (same flags as the Dockerfile)
 #   make test       go test -race ./...
-#   make generate   regenerate files derived from deploy/prometheus/alerts.yml
+#   make generate   render the alert rules (Prometheus, kustomize, Helm) from deploy/mixin
 #   make docker     build the container image
 
 GO           ?= go
@@ -37,8 +37,6 @@ LDFLAGS := -s -w \
 	-X '$(VERSION_PKG).BuildUser=$(BUILD_USER)' \
 	-X '$(VERSION_PKG).BuildDate=$(BUILD_DATE)'
 
-ALERTS := deploy/prometheus/alerts.yml
-
 .PHONY: all build test generate docker
 
 all: generate build test
@@ -49,10 +47,12 @@ build:
 test:
 	$(GO) test -race ./...
 
-# Files derived from $(ALERTS); a test in deploy/ fails when they drift.
+# deploy/prometheus/alerts.yml, deploy/kubernetes/base/prometheusrule.yaml,
+# the Helm chart's templates/prometheusrule.yaml and the prometheusRule.alerts
+# block of its values.yaml, all from deploy/mixin's Default(); a test in
+# deploy/mixin fails when they drift (`go run ./deploy/mixin/gen -check`).
 generate:
-	$(GO) run ./deploy/kubernetes/gen -alerts $(ALERTS) -out deploy/kubernetes/base/prometheusrule.yaml
-	cp $(ALERTS) deploy/helm/yunxiao-exporter/files/alerts.yml
+	$(GO) run ./deploy/mixin/gen
 
 docker:
 	$(DOCKER) build -t $(DOCKER_IMAGE):$(DOCKER_TAG) \

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -205,9 +206,10 @@ func TestPlainBuildNamesAVersion(t *testing.T) {
 	}
 
 	// The same binary's User-Agent and build info.
-	var agent string
+	var agent atomic.Value // the handler runs on the server's goroutines
+	agent.Store("")
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		agent = r.Header.Get("User-Agent")
+		agent.Store(r.Header.Get("User-Agent"))
 		w.Write([]byte(`{}`))
 	}))
 	t.Cleanup(api.Close)
@@ -246,7 +248,7 @@ func TestPlainBuildNamesAVersion(t *testing.T) {
 	if info == "" || strings.Contains(info, `version=""`) {
 		t.Errorf("build info names no version: %q", info)
 	}
-	if agent == "" || agent == "yunxiao_exporter/" {
-		t.Errorf("User-Agent names no version: %q", agent)
+	if ua := agent.Load().(string); ua == "" || ua == "yunxiao_exporter/" {
+		t.Errorf("User-Agent names no version: %q", ua)
 	}
 }

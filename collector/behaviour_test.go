@@ -2,10 +2,13 @@ package collector
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +17,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/yunxiao-exporter/yunxiao_exporter/flowsim"
+	"github.com/yunxiao-exporter/yunxiao_exporter/yunxiao"
 )
 
 func TestCacheHitsAndExpiry(t *testing.T) {
@@ -208,8 +212,11 @@ func TestHandlerAnswersBeforeDeadline(t *testing.T) {
 			t.Errorf("scrape lacks %q:\n%s", want, body)
 		}
 	}
-	if strings.Contains(body, `pipeline_id="2"`) {
-		t.Errorf("the hung pipeline has no data yet and must not appear:\n%s", body)
+	// Only its error counters (born at 0) exist for it: no made-up data.
+	for _, line := range strings.Split(body, "\n") {
+		if strings.Contains(line, `pipeline_id="2"`) && !strings.HasPrefix(line, "yunxiao_pipeline_fetch_errors_total{") {
+			t.Errorf("the hung pipeline has no data yet and must not appear: %s", line)
+		}
 	}
 }
 
@@ -320,13 +327,71 @@ func TestTokenRefusedSetsYunxiaoUp(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	upIs("0") // no answer yet
+	if n, err := testutil.GatherAndCount(reg, "yunxiao_up"); err != nil || n != 0 {
+		t.Errorf("yunxiao_up before the first probe: %d series (%v), want none", n, err)
+	}
 	e.refresh()
 	upIs("1")
-	e.sim.Fault(42, answer(http.StatusUnauthorized, "application/json", `{"errorCode":"InvalidTokenError"}`))
+	// One pipeline refused or failing says nothing about the API as a whole.
+	e.sim.Fault(42, answer(http.StatusInternalServerError, "application/json", `{"errorCode":"InternalServerError"}`))
+	e.clock.Add(time.Minute)
+	e.refresh()
+	upIs("1")
+	// The probe refused: the token is.
+	e.sim.FaultList(answer(http.StatusUnauthorized, "application/json", `{"errorCode":"InvalidTokenError"}`))
 	e.clock.Add(time.Minute)
 	e.refresh()
 	upIs("0")
+}
+
+// TestYunxiaoUpWithoutPipelines (issue 10 #2): an exporter that owns no
+// pipeline (an empty shard, discovery that found nothing yet) still probes
+// the API, so yunxiao_up is known rather than stuck at a zero value.
+func TestYunxiaoUpWithoutPipelines(t *testing.T) {
+	e := newTestEnv(t, "  - id: 1\n")
+	// Replace the collector by one whose shard does not own pipeline 1.
+	shard := Shard{Index: 0, Total: 2}
+	if shard.Owns(1) {
+		shard.Index = 1
+	}
+	e.coll.Close()
+	e.coll = New(Options{Now: e.clock.Now, Shard: shard})
+	t.Cleanup(e.coll.Close)
+	e.apply("  - id: 1\n", "org-1")
+	if len(e.coll.Pipelines()) != 0 {
+		t.Fatal("the shard owns the pipeline")
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(e.metrics)
+	e.refresh()
+	if got := testutil.ToFloat64(upGauge(t, reg)); got != 1 {
+		t.Errorf("yunxiao_up with no pipelines: %v, want 1", got)
+	}
+	if n := e.sim.Requests(flowsim.EndpointList); n != 1 {
+		t.Errorf("probes: %d, want 1 per cache_ttl", n)
+	}
+	e.refresh() // within cache_ttl: no second probe
+	if n := e.sim.Requests(flowsim.EndpointList); n != 1 {
+		t.Errorf("probes within cache_ttl: %d, want 1", n)
+	}
+}
+
+// upGauge returns yunxiao_up as gathered from reg.
+func upGauge(t *testing.T, reg prometheus.Gatherer) prometheus.Collector {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range families {
+		if mf.GetName() == "yunxiao_up" && len(mf.Metric) == 1 {
+			g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "yunxiao_up", Help: "copy"})
+			g.Set(mf.Metric[0].GetGauge().GetValue())
+			return g
+		}
+	}
+	t.Fatal("yunxiao_up not exported")
+	return nil
 }
 
 func yunxiaoUpHelp(t *testing.T, g prometheus.Gatherer) string {
@@ -414,5 +479,51 @@ func TestCollectWithoutConfig(t *testing.T) {
 	c.Refresh(ctx) // no API yet: nothing to do, no panic
 	if n := testutil.CollectAndCount(c); n != 1 {
 		t.Errorf("an unconfigured collector exported %d metrics, want only the scrape duration", n)
+	}
+}
+
+// TestReloadsDoNotLeakConnections (issue 10 #9): each reload replaces the
+// API client; the old one's connections must close rather than pile up
+// (30 reloads once left 246 sockets and 238 goroutines behind).
+func TestReloadsDoNotLeakConnections(t *testing.T) {
+	clock := &fakeClock{t: testNow}
+	sim := flowsim.New(flowsim.Options{Token: testToken, OrganizationID: "org-1", Now: clock.Now}, flowsim.DemoPipelines()...)
+	var open atomic.Int64
+	srv := httptest.NewUnstartedServer(sim)
+	srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		switch state {
+		case http.StateNew:
+			open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	e := &testEnv{t: t, sim: sim, url: srv.URL, clock: clock, logs: &syncBuffer{}, metrics: yunxiao.NewMetrics()}
+	e.coll = New(Options{Now: clock.Now})
+	t.Cleanup(e.coll.Close)
+	pipelines := "  - id: 1001\n  - id: 1002\n  - id: 1003\n"
+	cfg := e.config(pipelines, "org-1")
+	if err := e.coll.ApplyConfig(cfg, e.metrics); err != nil {
+		t.Fatal(err)
+	}
+	e.refresh()
+	baseline := runtime.NumGoroutine()
+	for range 30 {
+		if err := e.coll.ApplyConfig(e.config(pipelines, "org-1"), e.metrics); err != nil {
+			t.Fatal(err)
+		}
+		clock.Add(31 * time.Second)
+		e.refresh()
+	}
+	// Closing is asynchronous (each connection's reader goroutine ends on
+	// its own): wait, bounded, for things to settle.
+	deadline := time.Now().Add(10 * time.Second)
+	for open.Load() > 4 || runtime.NumGoroutine() > baseline+8 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30 reloads: %d connections open (want ≤ 4), %d goroutines (baseline %d)", open.Load(), runtime.NumGoroutine(), baseline)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

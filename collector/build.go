@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,6 +20,11 @@ type snapshot struct {
 	dynamic  []dynamicMetric            // durations that grow with the clock
 	status   PipelineStatus             // for the landing page
 	dropped  int                        // series dropped as duplicates
+	// frozenAt, when set, is the clock (Unix ms) for the dynamic metrics:
+	// while a pipeline's fetch fails, its last good data describes the
+	// moment it was fetched, so active durations stop growing there rather
+	// than making a healthy run look stuck through an API outage.
+	frozenAt int64
 }
 
 // dynamicMetric is a duration of something still running: its value is
@@ -44,10 +50,14 @@ type PipelineStatus struct {
 	LastSuccess time.Time // zero when never fetched
 	LastError   string    // empty when the last fetch succeeded
 	running     bool
+	frozen      time.Time // the clock stops here while the data is stale
 }
 
 // Duration returns the run's duration at now, and false when unknown.
 func (s PipelineStatus) Duration(now time.Time) (time.Duration, bool) {
+	if !s.frozen.IsZero() && s.frozen.Before(now) {
+		now = s.frozen
+	}
 	switch {
 	case s.Start.IsZero():
 		return 0, false
@@ -80,12 +90,34 @@ type fetchState struct {
 	id          int64
 	name        string
 	run         *yunxiao.PipelineRun // last good run; nil when none
+	fetched     bool                 // false until the first fetch ends: up is unknown
 	up          bool
 	lastSuccess time.Time
 	lastError   string
 	errors      map[yunxiao.Reason]uint64
 	history     *historyView // nil unless run history is on and started
+	lastDone    finishedRun  // the most recently finished run known
+	lastGreen   finishedRun  // the most recently finished SUCCESS run known
 }
+
+// finishedRun is a finished run the exporter knows of; the zero value is
+// none.
+type finishedRun struct {
+	id     yunxiao.ID
+	status string
+	end    yunxiao.Millis
+}
+
+func (f finishedRun) known() bool { return f.id != 0 }
+
+// after reports whether f finished after g (run ids break ties).
+func (f finishedRun) after(g finishedRun) bool {
+	return f.end > g.end || f.end == g.end && f.id > g.id
+}
+
+// finishedStates are exported as 0 beside the last finished run's status,
+// so that the state set keeps its series when the status changes.
+var finishedStates = []string{"CANCELED", "FAIL", "SUCCESS"}
 
 // historyView is a copy of a pipeline's run history for one snapshot.
 type historyView struct {
@@ -164,12 +196,14 @@ func (b *builder) duplicate(f family, labels []*dto.LabelPair) bool {
 func (b *builder) addDuration(f family, labels []*dto.LabelPair, status string, start, end yunxiao.Millis) {
 	switch {
 	case !start.IsSet():
+	case isActive(status):
+		// The status decides: the API has been seen to send an end time
+		// on work that is still running.
+		b.addDynamic(f, labels, int64(start))
 	case end.IsSet():
 		if end >= start {
 			b.add(f, labels, (end - start).Seconds())
 		}
-	case isActive(status):
-		b.addDynamic(f, labels, int64(start))
 	}
 }
 
@@ -205,6 +239,9 @@ func buildSnapshot(st fetchState) *snapshot {
 		}
 		status.running = isActive(run.Status)
 		b.addDuration(famRunDuration, base, run.Status, run.CreateTime, end)
+		if progress := lastProgress(run); progress.IsSet() {
+			b.add(famRunLastProgress, base, progress.Seconds())
+		}
 
 		for _, stage := range run.Stages {
 			info := stage.StageInfo
@@ -231,14 +268,26 @@ func buildSnapshot(st fetchState) *snapshot {
 		}
 	}
 
-	b.add(famUp, base, boolFloat(st.up))
+	if st.fetched {
+		b.add(famUp, base, boolFloat(st.up))
+	}
 	if !st.lastSuccess.IsZero() {
 		b.add(famLastSuccess, base, float64(st.lastSuccess.UnixMilli())/1000)
 	}
-	for _, reason := range yunxiao.Reasons {
-		if n := st.errors[reason]; n > 0 {
-			b.add(famFetchErrors, with(label("reason", string(reason))), float64(n))
+	if d := st.lastDone; d.known() {
+		for _, s := range finishedStates {
+			b.add(famLastFinishedStatus, with(label("status", s)), boolFloat(s == d.status))
 		}
+		if d.status != "" && !slices.Contains(finishedStates, d.status) {
+			b.add(famLastFinishedStatus, with(label("status", d.status)), 1)
+		}
+	}
+	if g := st.lastGreen; g.known() && g.end.IsSet() {
+		b.add(famLastSuccessfulEnd, base, g.end.Seconds())
+	}
+	// Every cause from 0, so that increase() sees its first error.
+	for _, reason := range yunxiao.Reasons {
+		b.add(famFetchErrors, with(label("reason", string(reason))), float64(st.errors[reason]))
 	}
 	if h := st.history; h != nil {
 		for _, k := range h.keys {
@@ -264,8 +313,28 @@ func buildSnapshot(st fetchState) *snapshot {
 			}
 		}
 	}
+	if !st.up && !st.lastSuccess.IsZero() {
+		b.snap.frozenAt = st.lastSuccess.UnixMilli()
+		status.frozen = st.lastSuccess
+	}
 	b.snap.status = status
 	return b.snap
+}
+
+// lastProgress is the latest start or end of any stage or job of run, or
+// its createTime when none has started.
+func lastProgress(run *yunxiao.PipelineRun) yunxiao.Millis {
+	progress := run.CreateTime
+	for _, s := range run.Stages {
+		if s.StageInfo == nil {
+			continue
+		}
+		progress = max(progress, s.StageInfo.StartTime, s.StageInfo.EndTime)
+		for _, j := range s.StageInfo.Jobs {
+			progress = max(progress, j.StartTime, j.EndTime)
+		}
+	}
+	return progress
 }
 
 // runEnd is when a finished run ended. The run object has no end time of
@@ -327,6 +396,9 @@ func sameLabels(a, b []*dto.LabelPair) bool {
 // unfinished things computed for now (Unix milliseconds). The static metrics
 // are shared, never copied or modified.
 func (s *snapshot) appendFamily(dst []*dto.Metric, f family, now int64) []*dto.Metric {
+	if s.frozenAt > 0 {
+		now = min(now, s.frozenAt)
+	}
 	offset := len(dst)
 	dst = append(dst, s.families[f]...)
 	for _, d := range s.dynamic {

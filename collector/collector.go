@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,9 +57,13 @@ const (
 // API is the part of the Flow API client the collector uses.
 type API interface {
 	GetLatestPipelineRun(ctx context.Context, pipelineID int64) (*yunxiao.PipelineRun, error)
+	GetPipelineRun(ctx context.Context, pipelineID int64, runID yunxiao.ID) (*yunxiao.PipelineRun, error)
 	GetPipeline(ctx context.Context, pipelineID int64) (*yunxiao.Pipeline, error)
 	ListPipelineRuns(ctx context.Context, pipelineID int64, since yunxiao.Millis) ([]yunxiao.RunSummary, error)
 	ListPipelines(ctx context.Context) ([]yunxiao.PipelineSummary, error)
+	// CheckAPI is the cheap authenticated probe behind yunxiao_up: it
+	// tells whether the API as a whole answers and accepts the token.
+	CheckAPI(ctx context.Context) error
 }
 
 // Collector is a prometheus.Collector for the configured pipelines, and a
@@ -84,7 +89,14 @@ type Collector struct {
 	targets    []*target        // sorted by pipeline_id label value
 
 	discovery discovery
+
+	probeMu   sync.Mutex
+	lastProbe time.Time // when CheckAPI last started; zero: due now
 }
+
+// probeKey is the singleflight key of the API probe; target keys are
+// decimal numbers, so it cannot collide.
+const probeKey = "probe"
 
 // target is one watched pipeline: its fetch state (under mu) and the
 // snapshot scrapes read (lock-free).
@@ -99,6 +111,7 @@ type target struct {
 	fetching    bool // a fetch is under way: scrapes join it rather than skip
 	run         *yunxiao.PipelineRun
 	lastSuccess time.Time
+	fetched     bool // a fetch has ended: up means something
 	up          bool
 	lastError   string
 	lastCause   string // the error cause last logged, to log each cause once
@@ -109,6 +122,27 @@ type target struct {
 	historyOn   bool
 	history     *history // nil until run history is first on
 	histCause   string   // the history error cause last logged
+	histGap     bool     // the last listing hit its page limit (logged once)
+	lastDone    finishedRun
+	lastGreen   finishedRun
+}
+
+// noteFinished records a finished run for the last-finished and
+// last-successful metrics; t.mu is held.
+func (t *target) noteFinished(id yunxiao.ID, status string, start, end yunxiao.Millis) {
+	if id == 0 || !isFinal(status) {
+		return
+	}
+	f := finishedRun{id: id, status: status, end: end}
+	if !end.IsSet() {
+		f.end = start // orders it; no end time is exported for it
+	}
+	if f.after(t.lastDone) {
+		t.lastDone = f
+	}
+	if strings.EqualFold(status, "SUCCESS") && end.IsSet() && f.after(t.lastGreen) {
+		t.lastGreen = f
+	}
 }
 
 // New returns a Collector with no pipelines; call ApplyConfig.
@@ -153,7 +187,15 @@ func (c *Collector) Close() {
 // organization changed; pipelines no longer listed vanish from the next
 // scrape.
 func (c *Collector) ApplyConfig(cfg *config.Config, metrics *yunxiao.Metrics) error {
-	client, err := yunxiao.New(cfg.ClientOptions(), metrics)
+	opts := cfg.ClientOptions()
+	// The new client inherits the old one's 429 pauses and, when the
+	// limits are unchanged, its rate limiter: a reload must not forget that
+	// the API asked us to slow down, nor refill the burst. SetAPI closes
+	// the old one.
+	c.mu.RLock()
+	opts.Previous, _ = c.api.(*yunxiao.Client)
+	c.mu.RUnlock()
+	client, err := yunxiao.New(opts, metrics)
 	if err != nil {
 		return err
 	}
@@ -170,6 +212,15 @@ func (c *Collector) SetAPI(api API, cfg *config.Config) error {
 	}
 	if apiKey != c.apiKey {
 		c.targets = nil // another organization: no cached data carries over
+	}
+	if old, ok := c.api.(interface{ Close() }); ok && c.api != api {
+		// Its idle connections go now, the busy ones when their fetch ends.
+		defer old.Close()
+	}
+	if c.api != api {
+		c.probeMu.Lock()
+		c.lastProbe = time.Time{} // probe the new API at the next scrape
+		c.probeMu.Unlock()
 	}
 	c.api, c.apiKey, c.ttl, c.cfg = api, apiKey, time.Duration(cfg.CacheTTL), cfg
 	c.rebuildTargets()
@@ -207,14 +258,18 @@ func (c *Collector) rebuildTargets() {
 			continue
 		}
 		t := old[id]
-		if t == nil {
+		isNew := t == nil
+		if isNew {
 			t = &target{id: id, key: strconv.FormatInt(c.seq.Add(1), 10), errors: map[yunxiao.Reason]uint64{}}
 		}
 		t.mu.Lock()
 		changed := t.configName != w.name || t.historyOn != w.history
 		t.configName, t.historyOn = w.name, w.history
-		if changed && t.snap.Load() != nil {
-			t.publish() // relabel now rather than at the next fetch
+		if isNew || changed {
+			// A new pipeline's error counters exist at 0 from now on;
+			// a changed one is relabelled now rather than at its next
+			// fetch.
+			t.publish()
 		}
 		t.mu.Unlock()
 		targets = append(targets, t)
@@ -241,6 +296,14 @@ func (c *Collector) Refresh(ctx context.Context) {
 	}
 	now := c.now()
 	var pending []<-chan singleflight.Result
+	if c.probeDue(now, ttl) {
+		pending = append(pending, c.group.DoChan(probeKey, func() (any, error) {
+			ctx, cancel := context.WithTimeout(c.ctx, c.opts.FetchTimeout)
+			defer cancel()
+			_ = api.CheckAPI(ctx) // the client records the outcome in yunxiao_up
+			return nil, nil
+		}))
+	}
 	for _, t := range targets {
 		if !t.due(now, ttl) {
 			continue
@@ -257,6 +320,18 @@ func (c *Collector) Refresh(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// probeDue reports whether the API probe should run, and if so marks it
+// started: once per cache_ttl, whether or not any pipeline is watched.
+func (c *Collector) probeDue(now time.Time, ttl time.Duration) bool {
+	c.probeMu.Lock()
+	defer c.probeMu.Unlock()
+	if !c.lastProbe.IsZero() && now.Sub(c.lastProbe) < ttl {
+		return false
+	}
+	c.lastProbe = now
+	return true
 }
 
 // due reports whether a scrape should fetch t, or join the fetch under way.
@@ -311,26 +386,19 @@ func (c *Collector) fetch(api API, ttl time.Duration, t *target) {
 		}
 	}
 
-	// Run history: the first good fetch sets the watermark; later ones list
-	// the runs since and count the newly finished.
-	t.mu.Lock()
-	historyOn, historyStarted := t.historyOn, t.history != nil && t.history.started
-	var since yunxiao.Millis
-	if historyStarted {
-		since = t.history.since()
-	}
-	t.mu.Unlock()
-	var listed []yunxiao.RunSummary
-	var histErr error
-	if err == nil && historyOn && historyStarted {
-		listed, histErr = api.ListPipelineRuns(ctx, t.id, since)
+	var hr historyFetch
+	if err == nil {
+		hr = c.fetchHistory(ctx, api, t, run, now)
 	}
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.fetching = false
-	if err == nil && historyOn {
-		c.noteHistory(t, run, listed, histErr)
+	t.fetching, t.fetched = false, true
+	if hr.on {
+		c.noteHistory(t, run, hr)
+	}
+	if err == nil && run != nil {
+		t.noteFinished(run.PipelineRunID, run.Status, run.CreateTime, runEnd(run))
 	}
 	if nameTime.After(t.nameTime) {
 		t.name, t.nameTime = name, nameTime
@@ -351,34 +419,120 @@ func (c *Collector) fetch(api API, ttl time.Duration, t *target) {
 	}
 }
 
+// historyFetch is what one refresh read for a pipeline's run history.
+type historyFetch struct {
+	on       bool
+	seeding  bool                 // first sight: listed seeds, nothing is counted
+	listed   []yunxiao.RunSummary // ListPipelineRuns since the watermark (or the seed window)
+	err      error                // of the listing
+	resolved []yunxiao.RunSummary // pending runs looked up by id
+	gone     []yunxiao.ID         // pending runs the API no longer has
+}
+
+// fetchHistory reads what t's run history needs, outside t.mu: at first
+// sight, the runs of the seed window (for the last finished and successful
+// run); later, the runs since the watermark and a few pending runs by id.
+func (c *Collector) fetchHistory(ctx context.Context, api API, t *target, latest *yunxiao.PipelineRun, now time.Time) historyFetch {
+	t.mu.Lock()
+	on, started := t.historyOn, t.history != nil && t.history.started
+	var since yunxiao.Millis
+	if started {
+		since = t.history.since()
+	}
+	t.mu.Unlock()
+	hr := historyFetch{on: on, seeding: !started}
+	if !on {
+		return hr
+	}
+	if !started {
+		hr.listed, hr.err = api.ListPipelineRuns(ctx, t.id, yunxiao.Millis(now.UnixMilli())-seedWindow)
+		return hr
+	}
+	hr.listed, hr.err = api.ListPipelineRuns(ctx, t.id, since)
+	if hr.err != nil && !errors.Is(hr.err, yunxiao.ErrTooManyPages) {
+		return hr
+	}
+	var latestID yunxiao.ID
+	if latest != nil {
+		latestID = latest.PipelineRunID
+	}
+	// Only one fetch of t runs at a time, so the history cannot change
+	// between here and noteHistory.
+	t.mu.Lock()
+	ids := t.history.pendingLookups(hr.listed, latestID)
+	t.mu.Unlock()
+	for _, id := range ids {
+		run, err := api.GetPipelineRun(ctx, t.id, id)
+		switch {
+		case err == nil && run != nil:
+			hr.resolved = append(hr.resolved, summaryOf(run))
+		case yunxiao.ReasonOf(err) == yunxiao.ReasonNotFound:
+			hr.gone = append(hr.gone, id)
+		case err != nil:
+			level.Debug(c.logger).Log("msg", "run history: looking up a pending run failed; will retry", "pipeline_id", t.id, "run_id", id, "err", err)
+		}
+	}
+	return hr
+}
+
+// summaryOf is a run as a listing would show it.
+func summaryOf(run *yunxiao.PipelineRun) yunxiao.RunSummary {
+	return yunxiao.RunSummary{PipelineRunID: run.PipelineRunID, Status: run.Status, TriggerMode: run.TriggerMode,
+		StartTime: run.CreateTime, EndTime: runEnd(run)}
+}
+
 // noteHistory advances t's run history; t.mu is held.
-func (c *Collector) noteHistory(t *target, latest *yunxiao.PipelineRun, listed []yunxiao.RunSummary, err error) {
+func (c *Collector) noteHistory(t *target, latest *yunxiao.PipelineRun, hr historyFetch) {
 	if t.history == nil {
 		t.history = newHistory()
 	}
-	if !t.history.started {
-		t.history.start(yunxiao.Millis(c.now().UnixMilli()), latest)
-		return
-	}
-	switch {
-	case err == nil:
-	case errors.Is(err, yunxiao.ErrTooManyPages):
-		// More runs since the last refresh than one refresh may fetch: count
-		// the newest ones and say that older ones may be missed.
-		level.Warn(c.logger).Log("msg", "run history: too many runs since the last refresh; older ones are not counted",
-			"pipeline_id", t.id, "listed", len(listed))
-	default:
-		reason := yunxiao.ReasonOf(err)
+	if hr.err != nil && !errors.Is(hr.err, yunxiao.ErrTooManyPages) {
+		reason := yunxiao.ReasonOf(hr.err)
 		t.errors[reason]++
 		logger := level.Debug(c.logger)
 		if cause := "history " + string(reason); cause != t.histCause {
 			logger, t.histCause = level.Warn(c.logger), cause
 		}
-		logger.Log("msg", "run history: listing runs failed; will retry from the same point", "pipeline_id", t.id, "reason", reason, "err", err)
+		if hr.seeding {
+			// Start counting anyway; only the seed is lost.
+			logger.Log("msg", "run history: listing the last 7 days of runs failed; the last finished and successful run are known from the runs seen from now on",
+				"pipeline_id", t.id, "reason", reason, "err", hr.err)
+			t.history.start(yunxiao.Millis(c.now().UnixMilli()), latest)
+			return
+		}
+		logger.Log("msg", "run history: listing runs failed; will retry from the same point", "pipeline_id", t.id, "reason", reason, "err", hr.err)
 		return
 	}
 	t.histCause = ""
-	t.history.observe(listed)
+	if hr.seeding {
+		t.history.start(yunxiao.Millis(c.now().UnixMilli()), latest)
+		for _, r := range hr.listed {
+			t.noteFinished(r.PipelineRunID, r.Status, r.StartTime, r.EndTime)
+		}
+		return
+	}
+	gap := errors.Is(hr.err, yunxiao.ErrTooManyPages)
+	switch {
+	case gap && !t.histGap:
+		// More runs since the last refresh than one refresh may fetch:
+		// count the newest ones and say, once, that older ones may be missed.
+		level.Warn(c.logger).Log("msg", "run history: too many runs since the last refresh; older ones are not counted",
+			"pipeline_id", t.id, "listed", len(hr.listed))
+	case !gap && t.histGap:
+		level.Info(c.logger).Log("msg", "run history: listings fit their page limit again", "pipeline_id", t.id)
+	}
+	t.histGap = gap
+	runs := append(append([]yunxiao.RunSummary(nil), hr.listed...), hr.resolved...)
+	if latest != nil && t.history.isPending(latest.PipelineRunID) {
+		runs = append(runs, summaryOf(latest))
+	}
+	for _, id := range hr.gone {
+		t.history.forget(id)
+	}
+	t.history.observe(runs)
+	for _, r := range runs {
+		t.noteFinished(r.PipelineRunID, r.Status, r.StartTime, r.EndTime)
+	}
 }
 
 // noteFailure records a failed fetch and logs it once per cause.
@@ -420,8 +574,9 @@ func (t *target) publish() {
 		hv = t.history.view()
 	}
 	t.snap.Store(buildSnapshot(fetchState{
-		id: t.id, name: name, run: t.run, up: t.up,
+		id: t.id, name: name, run: t.run, fetched: t.fetched, up: t.up,
 		lastSuccess: t.lastSuccess, lastError: t.lastError, errors: errs, history: hv,
+		lastDone: t.lastDone, lastGreen: t.lastGreen,
 	}))
 }
 

@@ -233,6 +233,46 @@ func TestGolden(t *testing.T) {
 			},
 		},
 		{
+			// Issue 10 #5: the status decides; active work with an end
+			// time (as in the API's own sample) still counts now − start.
+			name: "running-with-end-time", fixture: "running-with-end-time.json", pipelines: "  - id: 42\n    name: backend-build\n",
+		},
+		{
+			// Issue 10 #11: a run waiting at an approval gate; its last
+			// progress is when the gate was reached.
+			name: "approval-waiting", fixture: "approval-waiting.json", pipelines: "  - id: 42\n    name: deploy-production\n",
+		},
+		{
+			// Issue 10 #4: a 200 whose body is an error is a failed fetch:
+			// the last good run stays, up is 0, api_error is counted.
+			name: "error-body-200", fixture: "success.json", pipelines: "  - id: 42\n    name: backend-build\n",
+			setup: func(e *testEnv) {
+				e.refresh()
+				e.clock.Add(30 * time.Second)
+				e.pinFixture(42, "error-body-200.json")
+			},
+		},
+		{
+			// Issue 10 #6: stale data does not keep running; its durations
+			// stop at the last successful fetch (testNow), an hour ago.
+			name: "stale-running-frozen", fixture: "running.json", pipelines: "  - id: 42\n    name: backend-build\n",
+			setup: func(e *testEnv) {
+				e.refresh()
+				e.clock.Add(time.Hour)
+				e.sim.Fault(42, answer(http.StatusBadGateway, "text/html", "<html><title>502 Bad Gateway</title></html>"))
+			},
+		},
+		{
+			// Issue 10 #13: red until green. The failed run stays the
+			// last finished one while its rerun runs.
+			name: "failed-then-rerun", fixture: "failed.json", pipelines: "  - id: 42\n    name: backend-build\n",
+			setup: func(e *testEnv) {
+				e.refresh()
+				e.clock.Add(30 * time.Second)
+				e.pinFixture(42, "running.json")
+			},
+		},
+		{
 			name: "name-from-api", fixture: "success.json", pipelines: "  - id: 1001\n",
 			sim: []flowsim.Pipeline{{ID: 1001, Name: "named-by-GetPipeline"}},
 		},

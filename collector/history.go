@@ -7,9 +7,27 @@ import (
 )
 
 // maxPending is how long a run may stay unfinished before history stops
-// waiting for it: a run stuck for days must not hold the listing window
-// (and so the number of pages fetched) open forever.
-const maxPending = 24 * 60 * 60 * 1000 // ms
+// waiting for it. A pending run costs no listing (it is looked up by id,
+// see pendingLookups), so a run waiting a weekend for approval is still
+// counted when it ends.
+const maxPending = 7 * 24 * 60 * 60 * 1000 // ms
+
+// maxPendingLookups bounds the GetPipelineRun calls one refresh makes for
+// runs that are pending but no longer the latest; more wait their turn.
+const maxPendingLookups = 3
+
+// seedWindow is how far back the first sight of a pipeline lists its runs
+// to learn its last finished and last successful run (nothing is counted).
+const seedWindow = 7 * 24 * 60 * 60 * 1000 // ms
+
+// Run counters exported from 0 as soon as history starts, so that
+// increase() sees the first run of each: every final status the API
+// documents by every documented trigger mode. Others are born at their
+// first run.
+var (
+	initialRunStatuses = []string{"CANCELED", "FAIL", "SUCCESS"}
+	initialTriggerMode = []string{"manual", "pipeline", "push", "scheduled", "webhook"}
+)
 
 // runDurationBuckets suit CI runs: ten seconds to six hours.
 var runDurationBuckets = []float64{10, 30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 3600, 5400, 7200, 10800, 21600}
@@ -23,6 +41,11 @@ var runDurationBuckets = []float64{10, 30, 60, 120, 300, 600, 900, 1200, 1800, 2
 //   - A finished run is counted if it has not been counted and it was pending
 //     or started at or after the watermark. Several runs finishing between
 //     two refreshes are all in the list, so none is lost.
+//   - A run still unfinished is pending. The listing never waits for it: it
+//     moves on from the newest start seen, and a pending run that is not the
+//     latest is looked up by id (GetPipelineRun, a few per refresh), so one
+//     run waiting for approval does not make every refresh relist the runs
+//     since it started.
 //   - Only one refresh of a pipeline runs at a time (the collector's
 //     singleflight), and the state lives with the pipeline's target across
 //     config reloads, so no run is counted twice.
@@ -39,17 +62,24 @@ type history struct {
 	sum      float64
 	count    uint64
 	observed int // runs counted, for tests and logs
+	lookup   int // rotates pending lookups when more are pending than one refresh looks up
 }
 
 type runKey struct{ status, triggerMode string }
 
 func newHistory() *history {
-	return &history{
+	h := &history{
 		pending: map[yunxiao.ID]yunxiao.Millis{},
 		counted: map[yunxiao.ID]yunxiao.Millis{},
 		runs:    map[runKey]uint64{},
 		buckets: make([]uint64, len(runDurationBuckets)),
 	}
+	for _, status := range initialRunStatuses {
+		for _, mode := range initialTriggerMode {
+			h.runs[runKey{status, mode}] = 0
+		}
+	}
+	return h
 }
 
 // start sets the watermark at the first sight of the pipeline; latest is
@@ -69,12 +99,42 @@ func (h *history) start(now yunxiao.Millis, latest *yunxiao.PipelineRun) {
 }
 
 // since is the start time to list runs from.
-func (h *history) since() yunxiao.Millis {
-	from := h.watermark
-	for _, start := range h.pending {
-		from = min(from, start)
+func (h *history) since() yunxiao.Millis { return h.watermark }
+
+// pendingLookups returns the pending runs to look up by id this refresh:
+// those not in listed and not the latest run (which answers for itself),
+// at most maxPendingLookups, taking turns when there are more.
+func (h *history) pendingLookups(listed []yunxiao.RunSummary, latest yunxiao.ID) []yunxiao.ID {
+	seen := make(map[yunxiao.ID]bool, len(listed)+1)
+	for _, r := range listed {
+		seen[r.PipelineRunID] = true
 	}
-	return from
+	seen[latest] = true
+	var ids []yunxiao.ID
+	for id := range h.pending {
+		if !seen[id] {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) <= maxPendingLookups {
+		return ids
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	h.lookup = (h.lookup + maxPendingLookups) % len(ids)
+	out := make([]yunxiao.ID, 0, maxPendingLookups)
+	for i := range maxPendingLookups {
+		out = append(out, ids[(h.lookup+i)%len(ids)])
+	}
+	return out
+}
+
+// forget stops waiting for a pending run the API no longer has.
+func (h *history) forget(id yunxiao.ID) { delete(h.pending, id) }
+
+// isPending reports whether id is a run history is waiting for.
+func (h *history) isPending(id yunxiao.ID) bool {
+	_, ok := h.pending[id]
+	return ok
 }
 
 // observe takes the runs listed since h.since() and counts the newly
@@ -86,7 +146,11 @@ func (h *history) observe(runs []yunxiao.RunSummary) int {
 		if r.PipelineRunID == 0 {
 			continue
 		}
-		newest = max(newest, r.StartTime)
+		if !h.isPending(r.PipelineRunID) {
+			// A pending run looked up by id started before the
+			// watermark; it must not pull the listing back.
+			newest = max(newest, r.StartTime)
+		}
 		if _, done := h.counted[r.PipelineRunID]; done {
 			continue
 		}

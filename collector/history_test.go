@@ -31,8 +31,15 @@ func TestHistoryFirstSightInventsNothing(t *testing.T) {
 func TestHistoryRunInProgressAtFirstSightIsCounted(t *testing.T) {
 	h := newHistory()
 	h.start(t0, &yunxiao.PipelineRun{PipelineRunID: 9, Status: "RUNNING", CreateTime: t0 - 10*minute})
-	if h.since() != t0-10*minute {
-		t.Fatalf("must list from the pending run's start, lists from %d", h.since())
+	// The listing starts after it (issue 10 #7); it is followed by id.
+	if h.since() != t0-10*minute+1 {
+		t.Fatalf("must list from just after the latest run's start, lists from %d", h.since())
+	}
+	if ids := h.pendingLookups(nil, 10); len(ids) != 1 || ids[0] != 9 {
+		t.Fatalf("the pending run is not looked up: %v", ids)
+	}
+	if ids := h.pendingLookups(nil, 9); len(ids) != 0 {
+		t.Fatalf("the latest run answers for itself, yet is looked up: %v", ids)
 	}
 	h.observe([]yunxiao.RunSummary{run(9, "RUNNING", t0-10*minute, 0)})
 	n := h.observe([]yunxiao.RunSummary{run(9, "SUCCESS", t0-10*minute, t0+2*minute)})
@@ -115,12 +122,56 @@ func TestHistoryDurations(t *testing.T) {
 	}
 }
 
-func TestHistoryGivesUpOnRunsStuckForADay(t *testing.T) {
+// A pending run never holds the listing window (issue 10 #7); after a
+// week it is no longer waited for at all.
+func TestHistoryPendingRunHoldsNothing(t *testing.T) {
 	h := newHistory()
-	h.start(t0, &yunxiao.PipelineRun{PipelineRunID: 1, Status: "RUNNING", CreateTime: t0 - minute})
+	h.start(t0, &yunxiao.PipelineRun{PipelineRunID: 1, Status: "WAITING", CreateTime: t0 - minute})
 	day := 24 * 60 * minute
-	h.observe([]yunxiao.RunSummary{run(1, "RUNNING", t0-minute, 0), run(2, "SUCCESS", t0+day, t0+day+minute)})
-	if _, pending := h.pending[1]; pending || h.since() != t0+day {
-		t.Errorf("a run stuck for a day still holds the window at %d", h.since())
+	h.observe([]yunxiao.RunSummary{run(2, "SUCCESS", t0+day, t0+day+minute)})
+	if !h.isPending(1) || h.since() != t0+day {
+		t.Errorf("after a day: pending %v, lists from %d; want still pending and listing from %d", h.isPending(1), h.since(), t0+day)
+	}
+	h.observe([]yunxiao.RunSummary{run(3, "SUCCESS", t0+8*day, t0+8*day+minute)})
+	if h.isPending(1) {
+		t.Error("a run pending for over a week is still waited for")
+	}
+}
+
+// Lookups take turns when more runs are pending than one refresh looks up.
+func TestHistoryPendingLookupsRotate(t *testing.T) {
+	h := newHistory()
+	h.start(t0, nil)
+	var listed []yunxiao.RunSummary
+	for i := int64(1); i <= 7; i++ {
+		listed = append(listed, run(i, "WAITING", t0+yunxiao.Millis(i)*minute, 0))
+	}
+	h.observe(listed)
+	seen := map[yunxiao.ID]bool{}
+	for range 3 {
+		ids := h.pendingLookups(nil, 0)
+		if len(ids) != maxPendingLookups {
+			t.Fatalf("looked up %d, want %d", len(ids), maxPendingLookups)
+		}
+		for _, id := range ids {
+			seen[id] = true
+		}
+	}
+	if len(seen) != 7 {
+		t.Errorf("three refreshes looked up %d of 7 pending runs", len(seen))
+	}
+}
+
+// Counters exist at 0 for every documented final status and trigger mode
+// as soon as history starts (issue 10 #3).
+func TestHistoryCountersBornAtZero(t *testing.T) {
+	h := newHistory()
+	if len(h.runs) != 15 {
+		t.Fatalf("%d counters at start, want 3 statuses × 5 trigger modes", len(h.runs))
+	}
+	for k, n := range h.runs {
+		if n != 0 {
+			t.Errorf("%v starts at %d", k, n)
+		}
 	}
 }

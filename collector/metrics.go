@@ -16,6 +16,9 @@ const (
 	famRunStart
 	famRunEnd
 	famRunDuration
+	famRunLastProgress
+	famLastFinishedStatus
+	famLastSuccessfulEnd
 	famStageStatus
 	famStageDuration
 	famJobStatus
@@ -63,31 +66,40 @@ var metricDefs = [numFamilies]MetricDef{
 		"Unix time the latest run finished (updateTime of a finished run); absent while it runs." + cached,
 		dto.MetricType_GAUGE, pipelineLabels},
 	famRunDuration: {"yunxiao_pipeline_run_duration_seconds",
-		"Duration of the latest run: end minus start when finished, now minus start (computed at scrape time) while unfinished." + cached,
+		"Duration of the latest run: end minus start when finished; while its status is active, now minus start (computed at scrape time), frozen at the last successful fetch while the pipeline's data is stale." + cached,
+		dto.MetricType_GAUGE, pipelineLabels},
+	famRunLastProgress: {"yunxiao_pipeline_run_last_progress_timestamp_seconds",
+		"Unix time of the latest run's last progress: the latest start or end of any of its stages or jobs (createTime before any started). An approved gate ends a job, so approval counts as progress." + cached,
+		dto.MetricType_GAUGE, pipelineLabels},
+	famLastFinishedStatus: {"yunxiao_pipeline_last_finished_run_status",
+		"Status of the pipeline's most recently finished run (by end time): 1 for its status, 0 for the other of SUCCESS, FAIL, CANCELED. It stays while newer runs are unfinished. Exact with run_history (ListPipelineRuns, seeded over the last 7 days at first sight); otherwise from the latest runs this process has fetched, and absent after a restart until one finishes." + cached,
+		dto.MetricType_GAUGE, append(append([]string{}, pipelineLabels...), "status")},
+	famLastSuccessfulEnd: {"yunxiao_pipeline_last_successful_run_end_timestamp_seconds",
+		"Unix time the pipeline's most recent SUCCESS run ended; absent when unknown. Exact with run_history (ListPipelineRuns, seeded over the last 7 days at first sight); otherwise from the latest runs this process has fetched." + cached,
 		dto.MetricType_GAUGE, pipelineLabels},
 	famStageStatus: {"yunxiao_pipeline_stage_status",
 		"Status of each stage of the latest run: 1 for the status the API reports." + cached,
 		dto.MetricType_GAUGE, append(append([]string{}, stageLabels...), "status")},
 	famStageDuration: {"yunxiao_pipeline_stage_duration_seconds",
-		"Duration of each started stage of the latest run: end minus start, or now minus start while it runs." + cached,
+		"Duration of each started stage of the latest run: end minus start, or while its status is active now minus start (frozen at the last successful fetch while the data is stale)." + cached,
 		dto.MetricType_GAUGE, stageLabels},
 	famJobStatus: {"yunxiao_pipeline_job_status",
 		"Status of each job of the latest run: 1 for the status the API reports." + cached,
 		dto.MetricType_GAUGE, append(append([]string{}, jobLabels...), "status")},
 	famJobDuration: {"yunxiao_pipeline_job_duration_seconds",
-		"Duration of each started job of the latest run: end minus start, or now minus start while it runs." + cached,
+		"Duration of each started job of the latest run: end minus start, or while its status is active now minus start (frozen at the last successful fetch while the data is stale)." + cached,
 		dto.MetricType_GAUGE, jobLabels},
 	famUp: {"yunxiao_pipeline_up",
 		"1 when the pipeline's last fetch from the Flow API succeeded (data fetched or cached within cache_ttl), 0 when it failed; the last good run data stays exported.",
 		dto.MetricType_GAUGE, pipelineLabels},
-	famLastSuccess: {"yunxiao_pipeline_last_success_timestamp_seconds",
-		"Unix time the exported run data was fetched from the Flow API.",
+	famLastSuccess: {"yunxiao_pipeline_last_fetch_success_timestamp_seconds",
+		"Unix time the exported run data was last fetched successfully from the Flow API (about fetching, not about runs: see yunxiao_pipeline_last_successful_run_end_timestamp_seconds).",
 		dto.MetricType_GAUGE, pipelineLabels},
 	famFetchErrors: {"yunxiao_pipeline_fetch_errors_total",
-		"Failed fetches of the pipeline's data from the Flow API since the exporter started, by cause.",
+		"Failed fetches of the pipeline's data from the Flow API since the exporter started, by cause; every cause is exported from 0 from the moment the pipeline is watched.",
 		dto.MetricType_COUNTER, append(append([]string{}, pipelineLabels...), "reason")},
 	famRunsTotal: {"yunxiao_pipeline_runs_total",
-		"Finished runs of the pipeline, each counted once, by final status and trigger mode, from ListPipelineRuns since the exporter first saw the pipeline (run_history only).",
+		"Finished runs of the pipeline, each counted once, by final status and trigger mode, from ListPipelineRuns since the exporter first saw the pipeline (run_history only). SUCCESS, FAIL and CANCELED by each documented trigger mode are exported from 0; other values from their first run.",
 		dto.MetricType_COUNTER, append(append([]string{}, pipelineLabels...), "status", "trigger_mode")},
 	famRunCompletedDuration: {"yunxiao_pipeline_run_completed_duration_seconds",
 		"Durations of the pipeline's finished runs (end minus start), each observed once, from ListPipelineRuns since the exporter first saw the pipeline (run_history only).",

@@ -28,6 +28,10 @@ const (
 	DefaultRateLimit      = 20
 	DefaultBurst          = 20
 	DefaultCacheTTL       = 30 * time.Second
+	DefaultMaxBodyBytes   = yunxiao.DefaultMaxBodyBytes // 4 MiB
+	// MaxMaxBodyBytes bounds yunxiao.max_body_bytes: an answer is read
+	// whole into memory, as many at once as max_concurrency allows.
+	MaxMaxBodyBytes = 1 << 30
 	// TokenEnv names the environment variable read when the file names no token.
 	TokenEnv = "YUNXIAO_TOKEN"
 )
@@ -62,6 +66,9 @@ type Yunxiao struct {
 	Burst          int                 `yaml:"burst"`
 	TLSConfig      commoncfg.TLSConfig `yaml:"tls_config"`
 	ProxyURL       commoncfg.URL       `yaml:"proxy_url"`
+	// MaxBodyBytes caps one answer; a larger one fails as too_large
+	// rather than being read whole.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 }
 
 // Pipeline is one pipeline to watch. Name, when set, replaces the name
@@ -156,6 +163,7 @@ func defaultYunxiao() Yunxiao {
 		MaxConcurrency: DefaultMaxConcurrency,
 		RateLimit:      DefaultRateLimit,
 		Burst:          DefaultBurst,
+		MaxBodyBytes:   DefaultMaxBodyBytes,
 	}
 }
 
@@ -219,6 +227,7 @@ func (c *Config) ClientOptions() yunxiao.Options {
 		RateLimit:      c.Yunxiao.RateLimit,
 		Burst:          c.Yunxiao.Burst,
 		TLSConfig:      c.tls,
+		MaxBodyBytes:   c.Yunxiao.MaxBodyBytes,
 		MaxRetries:     yunxiao.DefaultMaxRetries,
 	}
 	if c.Yunxiao.ProxyURL.URL != nil {
@@ -274,6 +283,12 @@ func (c *Config) validate() []fieldError {
 	}
 	if u := y.ProxyURL.URL; u != nil && (u.Scheme == "" || u.Host == "") {
 		add("yunxiao.proxy_url", "must be an absolute URL such as http://proxy:3128")
+	}
+	switch {
+	case y.MaxBodyBytes < 1:
+		add("yunxiao.max_body_bytes", "must be positive, not %d", y.MaxBodyBytes)
+	case y.MaxBodyBytes > MaxMaxBodyBytes:
+		add("yunxiao.max_body_bytes", "must be at most %d (1 GiB), not %d", MaxMaxBodyBytes, y.MaxBodyBytes)
 	}
 	if c.CacheTTL <= 0 {
 		add("cache_ttl", "must be positive, not %s", c.CacheTTL)

@@ -82,6 +82,7 @@ func TestLoadInvalid(t *testing.T) {
 
 		// Values of the wrong kind: the message names the kind, never a Go type.
 		{"invalid-type.yml", "testdata/invalid-type.yml:4: yunxiao.max_concurrency: cannot unmarshal !!str `eight` as an integer"},
+		{"invalid-max-body-bytes-type.yml", "testdata/invalid-max-body-bytes-type.yml:4: yunxiao.max_body_bytes: cannot unmarshal !!str `4MiB` as an integer"},
 		{"invalid-pipeline-id-type.yml", "testdata/invalid-pipeline-id-type.yml:5: pipelines[0].id: cannot unmarshal !!str `backend...` as an integer"},
 		{"invalid-yunxiao-not-mapping.yml", "testdata/invalid-yunxiao-not-mapping.yml:1: yunxiao: cannot unmarshal !!str `https:/...` as a mapping of keys"},
 		{"invalid-pipelines-not-list.yml", "testdata/invalid-pipelines-not-list.yml:4: pipelines: cannot unmarshal !!int `123` as a list"},
@@ -97,6 +98,8 @@ func TestLoadInvalid(t *testing.T) {
 		{"invalid-max-concurrency.yml", `testdata/invalid-max-concurrency.yml:4: yunxiao.max_concurrency: must be at least 1, not 0`},
 		{"invalid-rate-limit.yml", `testdata/invalid-rate-limit.yml:4: yunxiao.rate_limit: must be 0 (unlimited) or positive, not -1`},
 		{"invalid-burst.yml", `testdata/invalid-burst.yml:5: yunxiao.burst: must be at least 1 when rate_limit is set, not 0`},
+		{"invalid-max-body-bytes-zero.yml", `testdata/invalid-max-body-bytes-zero.yml:4: yunxiao.max_body_bytes: must be positive, not 0`},
+		{"invalid-max-body-bytes-too-large.yml", `testdata/invalid-max-body-bytes-too-large.yml:5: yunxiao.max_body_bytes: must be at most 1073741824 (1 GiB), not 1073741825`},
 		{"invalid-cache-ttl.yml", `testdata/invalid-cache-ttl.yml:4: cache_ttl: must be positive, not 0s`},
 		{"invalid-no-pipelines.yml", `testdata/invalid-no-pipelines.yml: pipelines: list at least one pipeline, or enable discovery`},
 		{"invalid-empty-pipelines.yml", `testdata/invalid-empty-pipelines.yml:4: pipelines: list at least one pipeline, or enable discovery`},
@@ -297,6 +300,22 @@ func TestLoadErrors(t *testing.T) {
 			want: "x.yml:2: yunxiao.proxy_url: must be an absolute URL such as http://proxy:3128",
 		},
 		{
+			name: "max_body_bytes negative",
+			yml:  "yunxiao:\n  token: x\n  organization_id: o\n  max_body_bytes: -1\npipelines: [{id: 1}]\n",
+			want: "x.yml:4: yunxiao.max_body_bytes: must be positive, not -1",
+		},
+		{
+			// yaml.v3 takes a float with an integer value as that integer.
+			name: "max_body_bytes in exponent form, too large",
+			yml:  "yunxiao: {token: x, organization_id: o, max_body_bytes: 2e9}\npipelines: [{id: 1}]\n",
+			want: "x.yml:1: yunxiao.max_body_bytes: must be at most 1073741824 (1 GiB), not 2000000000",
+		},
+		{
+			name: "max_body_bytes beyond int64",
+			yml:  "yunxiao: {token: x, organization_id: o, max_body_bytes: 99999999999999999999}\npipelines: [{id: 1}]\n",
+			want: "x.yml:1: yunxiao.max_body_bytes: cannot unmarshal !!float `9999999...` as an integer",
+		},
+		{
 			name: "rate_limit not a number",
 			yml:  "yunxiao:\n  token: x\n  organization_id: o\n  rate_limit: .nan\npipelines: [{id: 1}]\n",
 			want: "x.yml:4: yunxiao.rate_limit: must be 0 (unlimited) or positive, not NaN",
@@ -375,6 +394,7 @@ type resolved struct {
 	MaxConcurrency int
 	RateLimit      float64
 	Burst          int
+	MaxBodyBytes   int64
 	CAFile         string
 	ServerName     string
 	ProxyURL       string
@@ -393,6 +413,7 @@ func resolvedOf(cfg *Config) resolved {
 		MaxConcurrency: y.MaxConcurrency,
 		RateLimit:      y.RateLimit,
 		Burst:          y.Burst,
+		MaxBodyBytes:   y.MaxBodyBytes,
 		CAFile:         y.TLSConfig.CAFile,
 		ServerName:     y.TLSConfig.ServerName,
 		CacheTTL:       time.Duration(cfg.CacheTTL),
@@ -424,6 +445,9 @@ func TestLoadValid(t *testing.T) {
 		}
 		if r.Burst == 0 {
 			r.Burst = 20
+		}
+		if r.MaxBodyBytes == 0 {
+			r.MaxBodyBytes = 4194304
 		}
 		if r.CacheTTL == 0 {
 			r.CacheTTL = 30 * time.Second
@@ -481,6 +505,7 @@ func TestLoadValid(t *testing.T) {
 				MaxConcurrency: 3,
 				RateLimit:      0, // explicit 0 (unlimited) is kept, not defaulted
 				Burst:          7,
+				MaxBodyBytes:   8388608,
 				CAFile:         "testdata/ca.pem", // relative to the config file
 				ServerName:     "openapi-rdc.aliyuncs.com",
 				ProxyURL:       "http://proxy.internal:3128",
@@ -544,7 +569,7 @@ func TestLoadValid(t *testing.T) {
 			opts := cfg.ClientOptions()
 			if opts.Endpoint != c.want.Endpoint || string(opts.Edition) != c.want.Edition || opts.OrganizationID != c.want.OrganizationID ||
 				opts.Token != c.want.Token || opts.Timeout != c.want.Timeout || opts.MaxConcurrency != c.want.MaxConcurrency ||
-				opts.RateLimit != c.want.RateLimit || opts.Burst != c.want.Burst {
+				opts.RateLimit != c.want.RateLimit || opts.Burst != c.want.Burst || opts.MaxBodyBytes != c.want.MaxBodyBytes {
 				t.Errorf("ClientOptions %+v disagree with %+v", opts, c.want)
 			}
 			if opts.TLSConfig == nil {
@@ -604,6 +629,7 @@ func TestDefault(t *testing.T) {
 		MaxConcurrency: 8,
 		RateLimit:      20,
 		Burst:          20,
+		MaxBodyBytes:   4194304,
 		CacheTTL:       30 * time.Second,
 	}
 	if got := resolvedOf(&d); !reflect.DeepEqual(got, want) {

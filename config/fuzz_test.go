@@ -109,6 +109,9 @@ func checkInvariants(t *testing.T, cfg *Config) {
 	if y.RateLimit > 0 && y.Burst < 1 {
 		t.Errorf("burst %d with rate_limit %g", y.Burst, y.RateLimit)
 	}
+	if y.MaxBodyBytes < 1 || y.MaxBodyBytes > MaxMaxBodyBytes {
+		t.Errorf("max_body_bytes %d", y.MaxBodyBytes)
+	}
 	if len(cfg.Pipelines) == 0 && !cfg.Discovery.Enabled {
 		t.Errorf("no pipelines and no discovery")
 	}
@@ -136,7 +139,7 @@ func checkInvariants(t *testing.T, cfg *Config) {
 	if opts.TLSConfig == nil {
 		t.Errorf("no TLS config")
 	}
-	if opts.Token != tok || opts.Timeout <= 0 || opts.MaxConcurrency < 1 {
+	if opts.Token != tok || opts.Timeout <= 0 || opts.MaxConcurrency < 1 || opts.MaxBodyBytes != y.MaxBodyBytes {
 		t.Errorf("ClientOptions %+v", opts)
 	}
 	_ = cfg.String()

@@ -2,10 +2,17 @@ package dashboards
 
 import (
 	"encoding/json"
+	"math"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/yunxiao-exporter/yunxiao_exporter/deploy/mixin"
 )
 
 // wantDashboards are the dashboards this directory ships, by file, with the
@@ -37,7 +44,10 @@ var contractMetrics = []struct {
 	{"yunxiao_pipeline_job_status", "exporter"},
 	{"yunxiao_pipeline_job_duration_seconds", "exporter"},
 	{"yunxiao_pipeline_up", "exporter"},
-	{"yunxiao_pipeline_last_success_timestamp_seconds", "exporter"},
+	{"yunxiao_pipeline_last_fetch_success_timestamp_seconds", "exporter"},
+	{"yunxiao_pipeline_last_finished_run_status", "exporter (exact with run_history)"},
+	{"yunxiao_pipeline_last_successful_run_end_timestamp_seconds", "exporter (exact with run_history)"},
+	{"yunxiao_pipeline_run_last_progress_timestamp_seconds", "exporter"},
 	{"yunxiao_pipeline_fetch_errors_total", "exporter"},
 	{"yunxiao_pipeline_runs_total", "exporter (run_history)"},
 	{"yunxiao_pipeline_run_completed_duration_seconds_bucket", "exporter (run_history)"},
@@ -398,6 +408,14 @@ func TestQueries(t *testing.T) {
 		{"yunxiao-pipeline-detail", "yunxiao_pipeline_run_completed_duration_seconds_bucket"},
 		{"yunxiao-exporter-health", "yunxiao_discovery_last_success_timestamp_seconds"},
 		{"yunxiao-exporter-health", "yunxiao_exporter_shard_info"},
+		{"yunxiao-overview", `pipeline_id=~"1001"`},
+		{"yunxiao-overview", "topk(10,"},
+		{"yunxiao-overview", "> 7 * 86400"},
+		{"yunxiao-overview", "yunxiao_pipeline_last_finished_run_status"},
+		{"yunxiao-overview", "yunxiao_pipeline_run_last_progress_timestamp_seconds"},
+		{"yunxiao-pipeline-detail", "yunxiao_pipeline_last_successful_run_end_timestamp_seconds"},
+		{"yunxiao-pipeline-detail", "increase(yunxiao_pipeline_fetch_errors_total"},
+		{"yunxiao-exporter-health", "yunxiao_pipeline_last_fetch_success_timestamp_seconds"},
 	} {
 		found := false
 		for _, q := range qs {
@@ -614,6 +632,9 @@ func TestOptInPanelsSaySo(t *testing.T) {
 		{"yunxiao_pipeline_runs_total", "run_history"},
 		{"yunxiao_pipeline_run_completed_duration_seconds", "run_history"},
 		{"yunxiao_discovery_", "discovery.enabled"},
+		// Exact with run_history, best effort without: the panel says which.
+		{"yunxiao_pipeline_last_finished_run_status", "run_history"},
+		{"yunxiao_pipeline_last_successful_run_end_timestamp_seconds", "run_history"},
 	}
 	_, raw := loadAll(t)
 	for name, b := range raw {
@@ -718,4 +739,454 @@ func (p rawPanel) colours() map[string]string {
 		}
 	}
 	return out
+}
+
+// versionDependentMatchers returns the le and quantile matchers of expr that
+// select a bucket or quantile by a value Prometheus 2 and 3 store
+// differently: Prometheus 3 normalises le="1" to le="1.0" (and quantile
+// alike), so an exact match on an integer-looking value, or a regular
+// expression that matches only one of the two spellings, selects nothing on
+// one of them. Use histogram_quantile over every bucket, or le=~"1(\\.0)?".
+func versionDependentMatchers(expr string) []string {
+	var out []string
+	for _, m := range floatLabelMatcher.FindAllStringSubmatch(expr, -1) {
+		op, value := m[2], unquotePromQL(m[3])
+		switch op {
+		case "=", "!=":
+			if f, err := strconv.ParseFloat(value, 64); err == nil && !math.IsInf(f, 0) && f == math.Trunc(f) {
+				out = append(out, m[0])
+			}
+		case "=~", "!~":
+			re, err := regexp.Compile("^(?:" + value + ")$")
+			if err != nil {
+				out = append(out, m[0]+" (invalid regular expression)")
+				continue
+			}
+			for _, n := range regexp.MustCompile(`\d+`).FindAllString(value, -1) {
+				if re.MatchString(n) != re.MatchString(n+".0") {
+					out = append(out, m[0])
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
+var floatLabelMatcher = regexp.MustCompile("\\b(le|quantile)\\s*(=~|!~|!=|=)\\s*(\"(?:[^\"\\\\]|\\\\.)*\"|'(?:[^'\\\\]|\\\\.)*'|`[^`]*`)")
+
+// unquotePromQL returns the value of a PromQL string literal.
+func unquotePromQL(q string) string {
+	switch q[0] {
+	case '`':
+		return q[1 : len(q)-1]
+	case '\'':
+		q = `"` + strings.ReplaceAll(strings.ReplaceAll(q[1:len(q)-1], `\'`, `'`), `"`, `\"`) + `"`
+	}
+	s, err := strconv.Unquote(q)
+	if err != nil {
+		return q
+	}
+	return s
+}
+
+func TestVersionDependentMatchers(t *testing.T) {
+	for _, c := range []struct {
+		expr string
+		bad  bool
+	}{
+		{`x_bucket{le="1"}`, true},
+		{`x_bucket{le="1.0"}`, true},
+		{`x_bucket{job="a", le = "3600"}`, true},
+		{`x_bucket{le!="10"}`, true},
+		{`x_bucket{le="1e3"}`, true},
+		{`x_bucket{le='60'}`, true},
+		{`x_bucket{le=~"3600"}`, true},
+		{`x_bucket{le=~"3600|7200(\\.0)?"}`, true},
+		{`x{quantile="1"}`, true},
+		{`x_bucket{le="0.5"}`, false},
+		{`x_bucket{le="+Inf"}`, false},
+		{`x_bucket{le=~"3600(\\.0)?"}`, false},
+		{`x_bucket{le=~"(3600|7200)(\\.0)?"}`, false},
+		{`x{quantile="0.99"}`, false},
+		{`histogram_quantile(0.5, sum by (le) (rate(x_bucket[5m])))`, false},
+		{`x{handle="1"}`, false},
+	} {
+		if got := versionDependentMatchers(c.expr); (len(got) > 0) != c.bad {
+			t.Errorf("versionDependentMatchers(%s) = %q, want bad %v", c.expr, got, c.bad)
+		}
+	}
+}
+
+// TestNoIntegerBucketSelectors (issue 10, item 16): no query selects a
+// histogram bucket or a quantile by a value Prometheus 3 spells otherwise.
+func TestNoIntegerBucketSelectors(t *testing.T) {
+	ds, _ := loadAll(t)
+	for _, d := range ds {
+		for _, v := range d.Templating.List {
+			if bad := versionDependentMatchers(v.QueryString()); len(bad) > 0 {
+				t.Errorf("%s: variable %s selects by %q", d.File, v.Name, bad)
+			}
+		}
+		for _, p := range d.AllPanels() {
+			for _, tg := range p.Targets {
+				if bad := versionDependentMatchers(tg.Expr); len(bad) > 0 {
+					t.Errorf("%s: panel %q %s selects by %q: Prometheus 3 stores le=\"1\" as le=\"1.0\"", d.File, p.Title, tg.RefID, bad)
+				}
+			}
+		}
+	}
+}
+
+// drawsEachSeries are the panel types that draw one line, row, tile or bar
+// per series.
+var drawsEachSeries = map[string]bool{
+	"timeseries": true, "state-timeline": true, "status-history": true, "bargauge": true, "stat": true,
+}
+
+// perPipeline reports whether a target yields one series per pipeline: its
+// legend names the pipeline, or its outermost aggregation keeps pipeline_id.
+func perPipeline(tg Target, legend string) bool {
+	if strings.Contains(legend, "{{pipeline_") || strings.Contains(legend, "{{ pipeline_") {
+		return true
+	}
+	m := outerBy.FindStringSubmatch(strings.TrimSpace(tg.Expr))
+	return m != nil && regexp.MustCompile(`\bpipeline_(id|name)\b`).MatchString(m[1])
+}
+
+var outerBy = regexp.MustCompile(`^(?:max|min|sum|avg|count|group|last_over_time)?\s*by\s*\(([^)]*)\)`)
+
+// TestReadableAtThousandPipelines (issue 10, item 17): the overview and the
+// health dashboard draw aggregates or the top N pipelines by default, never a
+// series per pipeline for every pipeline; per-pipeline lines are only in
+// collapsed rows (whose queries run when the row is opened) and on the
+// pipeline detail dashboard. The overview filters every query on its
+// multi-value pipeline variable.
+func TestReadableAtThousandPipelines(t *testing.T) {
+	ds, raw := loadAll(t)
+	for _, d := range ds {
+		if d.UID == "yunxiao-pipeline-detail" {
+			continue
+		}
+		var legends map[string]string // panel title + refId -> legendFormat
+		{
+			var r struct {
+				Panels []struct {
+					Title   string `json:"title"`
+					Targets []struct {
+						RefID  string `json:"refId"`
+						Legend string `json:"legendFormat"`
+					} `json:"targets"`
+				} `json:"panels"`
+			}
+			if err := json.Unmarshal(raw[d.File], &r); err != nil {
+				t.Fatal(err)
+			}
+			legends = map[string]string{}
+			for _, p := range r.Panels {
+				for _, tg := range p.Targets {
+					legends[p.Title+"\x00"+tg.RefID] = tg.Legend
+				}
+			}
+		}
+		topN := 0
+		// d.Panels are the panels shown when the dashboard opens: a
+		// collapsed row keeps its panels inside it.
+		for _, p := range d.Panels {
+			if !drawsEachSeries[p.Type] {
+				continue
+			}
+			for _, tg := range p.Targets {
+				if !perPipeline(tg, legends[p.Title+"\x00"+tg.RefID]) {
+					continue
+				}
+				if !regexp.MustCompile(`^(topk|bottomk)\s*\(`).MatchString(strings.TrimSpace(tg.Expr)) &&
+					!regexp.MustCompile(`\b(topk|bottomk)\s*\(\s*(\$topn|10)\s*,`).MatchString(tg.Expr) {
+					t.Errorf("%s: panel %q %s draws one series per pipeline without topk/bottomk: at 1,000 pipelines that is 1,000 series (aggregate, take the top N, or move it into a collapsed row)", d.File, p.Title, tg.RefID)
+					continue
+				}
+				topN++
+			}
+		}
+		if topN == 0 {
+			t.Errorf("%s: no top-N panel", d.File)
+		}
+	}
+
+	var ov Dashboard
+	for _, d := range ds {
+		if d.UID == "yunxiao-overview" {
+			ov = d
+		}
+	}
+	vars := map[string]Variable{}
+	for _, v := range ov.Templating.List {
+		vars[v.Name] = v
+	}
+	pv, ok := vars["pipeline"]
+	switch {
+	case !ok:
+		t.Fatal("overview: no pipeline variable")
+	case pv.Type != "query" || !isOurDatasource(pv.Datasource) || !pv.IncludeAll || pv.AllValue != ".*":
+		t.Errorf("overview: pipeline variable %+v: want a query variable on ${datasource} with All (.*)", pv)
+	case !strings.Contains(pv.QueryString(), "pipeline_id") || !strings.Contains(pv.QueryString(), "pipeline_name"):
+		t.Errorf("overview: pipeline variable lists %q: want names, selecting ids", pv.QueryString())
+	}
+	var multi struct {
+		Templating struct {
+			List []struct {
+				Name  string `json:"name"`
+				Multi bool   `json:"multi"`
+				Regex string `json:"regex"`
+			} `json:"list"`
+		} `json:"templating"`
+	}
+	if err := json.Unmarshal(raw[ov.File], &multi); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range multi.Templating.List {
+		if v.Name == "pipeline" && (!v.Multi || !strings.Contains(v.Regex, `pipeline_id="(?<value>`)) {
+			t.Errorf("overview: pipeline variable multi %v regex %q: want multi-value, valued by pipeline_id like the detail dashboard's", v.Multi, v.Regex)
+		}
+	}
+	if _, ok := vars["topn"]; !ok {
+		t.Error("overview: no topn variable")
+	}
+	// Every per-pipeline selector of the overview filters on $pipeline.
+	for _, p := range ov.AllPanels() {
+		for _, tg := range p.Targets {
+			for _, s := range selectors(tg.Expr) {
+				if strings.HasPrefix(s.metric, "yunxiao_pipeline_") && !strings.Contains(s.matchers, `pipeline_id=~"$pipeline"`) {
+					t.Errorf("overview: panel %q %s: %s{%s} lacks pipeline_id=~\"$pipeline\"", p.Title, tg.RefID, s.metric, s.matchers)
+				}
+			}
+		}
+	}
+}
+
+// TestStatsCountCounters (issue 10, item 17): a single-number panel over a
+// counter shows a count over the range (increase(...[$__range])), not a mean
+// per-second rate.
+func TestStatsCountCounters(t *testing.T) {
+	counter := regexp.MustCompile(`\b(rate|irate)\s*\(\s*[a-z_:]+(_total|_count|_bucket)\b`)
+	ds, _ := loadAll(t)
+	for _, d := range ds {
+		for _, p := range d.AllPanels() {
+			if p.Type != "stat" && p.Type != "bargauge" {
+				continue
+			}
+			for _, tg := range p.Targets {
+				if counter.MatchString(tg.Expr) {
+					t.Errorf("%s: panel %q %s shows a per-second rate of a counter; show increase(...[$__range]): %q", d.File, p.Title, tg.RefID, tg.Expr)
+				}
+				for _, loc := range regexp.MustCompile(`\bincrease\s*\(`).FindAllStringIndex(tg.Expr, -1) {
+					if end := closing(tg.Expr, loc[1]-1); end < 0 || !strings.HasSuffix(strings.TrimSpace(tg.Expr[:end]), "[$__range]") {
+						t.Errorf("%s: panel %q %s counts over something other than the dashboard's range: %q", d.File, p.Title, tg.RefID, tg.Expr)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestAPIErrorRatio (issue 10, item 17): the API error ratio counts only
+// answers that are real errors: not the 404 of a pipeline that never ran,
+// not a 429 the exporter waited out; and it is 0, not empty, without errors.
+func TestAPIErrorRatio(t *testing.T) {
+	ds, _ := loadAll(t)
+	found := false
+	for _, d := range ds {
+		for _, p := range d.AllPanels() {
+			if p.Title != "API error ratio" {
+				continue
+			}
+			found = true
+			if p.FieldConfig.Defaults.Unit != "percentunit" {
+				t.Errorf("%s: API error ratio unit %q", d.File, p.FieldConfig.Defaults.Unit)
+			}
+			for _, tg := range p.Targets {
+				for _, s := range selectors(tg.Expr) {
+					// A is the error ratio; B the share of 429s, drawn apart.
+					if tg.RefID == "A" && s.metric == "yunxiao_api_requests_total" && strings.Contains(s.matchers, "code") &&
+						!strings.Contains(s.matchers, `code!~"2..|404|429"`) {
+						t.Errorf("%s: API error ratio selects %s{%s}: want code!~\"2..|404|429\"", d.File, s.metric, s.matchers)
+					}
+				}
+				if !strings.Contains(tg.Expr, "or\n  0 *") {
+					t.Errorf("%s: API error ratio is empty, not 0, without errors: %q", d.File, tg.Expr)
+				}
+			}
+		}
+	}
+	if !found {
+		t.Error("no API error ratio panel")
+	}
+}
+
+// alertThresholds are the alert rules' thresholds the dashboards must use.
+type alertThresholds struct {
+	stuck, noSuccess, dataStale, discovery time.Duration
+}
+
+// TestThresholdsAgreeWithAlerts (issue 10, item 15): the dashboards' default
+// thresholds and colour steps are the alert rules'.
+func TestThresholdsAgreeWithAlerts(t *testing.T) {
+	a := rulesThresholds()
+	if a.noSuccess%(24*time.Hour) != 0 {
+		t.Fatalf("the no-success threshold %s is not a whole number of days; the overview's variable counts days", a.noSuccess)
+	}
+	ds, raw := loadAll(t)
+	vars := map[string]string{}
+	for _, d := range ds {
+		if d.UID != "yunxiao-overview" {
+			continue
+		}
+		for _, v := range d.Templating.List {
+			vars[v.Name] = currentValue(v)
+		}
+	}
+	for name, want := range map[string]string{
+		"stuck_threshold": strconv.Itoa(int(a.stuck.Seconds())),
+		"no_success_days": strconv.Itoa(int(a.noSuccess / (24 * time.Hour))),
+	} {
+		if vars[name] != want {
+			t.Errorf("overview: variable %s defaults to %q, the alert rules' threshold is %s", name, vars[name], want)
+		}
+	}
+
+	// The value at which each panel turns red.
+	red := map[string]float64{} // file + "\x00" + title
+	for name, b := range raw {
+		var d struct {
+			Panels []thresholdPanel `json:"panels"`
+		}
+		if err := json.Unmarshal(b, &d); err != nil {
+			t.Fatal(err)
+		}
+		var walk func([]thresholdPanel)
+		walk = func(ps []thresholdPanel) {
+			for _, p := range ps {
+				for _, s := range p.FieldConfig.Defaults.Thresholds.Steps {
+					if s.Color == "red" && s.Value != nil {
+						red[name+"\x00"+p.Title] = *s.Value
+					}
+				}
+				walk(p.Panels)
+			}
+		}
+		walk(d.Panels)
+	}
+	for _, w := range []struct {
+		file, title string
+		want        time.Duration
+	}{
+		{"pipeline-detail.json", "No progress for", a.stuck},
+		{"pipeline-detail.json", "Since last successful run", a.noSuccess},
+		{"overview.json", "Longest without a successful run (top $topn)", a.noSuccess},
+		{"pipeline-detail.json", "Data age", a.dataStale},
+		{"exporter-health.json", "Oldest data", a.dataStale},
+		{"exporter-health.json", "Data age", a.dataStale},
+		{"exporter-health.json", "Since last discovery", a.discovery},
+	} {
+		got, ok := red[w.file+"\x00"+w.title]
+		if !ok {
+			t.Errorf("%s: panel %q has no red threshold step", w.file, w.title)
+		} else if got != w.want.Seconds() {
+			t.Errorf("%s: panel %q turns red at %v s, the alert rules' threshold is %v s", w.file, w.title, got, w.want.Seconds())
+		}
+	}
+
+	// The stuck and no-success panels use the variables, not a number.
+	for _, q := range mustQueries(t) {
+		if strings.Contains(q.Expr, "yunxiao_pipeline_run_last_progress_timestamp_seconds") && q.Dashboard == "yunxiao-overview" &&
+			!strings.Contains(q.Expr, "> "+vars["stuck_threshold"]) {
+			t.Errorf("overview: %s %s does not compare with $stuck_threshold: %q", q.Panel, q.RefID, q.Expr)
+		}
+	}
+}
+
+type thresholdPanel struct {
+	Title       string           `json:"title"`
+	Panels      []thresholdPanel `json:"panels"`
+	FieldConfig struct {
+		Defaults struct {
+			Thresholds struct {
+				Steps []struct {
+					Color string   `json:"color"`
+					Value *float64 `json:"value"`
+				} `json:"steps"`
+			} `json:"thresholds"`
+		} `json:"defaults"`
+	} `json:"fieldConfig"`
+}
+
+func mustQueries(t *testing.T) []Query {
+	t.Helper()
+	qs, err := Queries(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return qs
+}
+
+// rulesThresholds returns the alert rules' thresholds: deploy/mixin's
+// Default(), from which alerts.yml, the PrometheusRule and the Helm chart's
+// rules are generated.
+func rulesThresholds() alertThresholds {
+	c := mixin.Default()
+	return alertThresholds{
+		stuck:     time.Duration(c.PipelineRunStuck.Threshold),
+		noSuccess: time.Duration(c.PipelineNoRecentSuccess.Threshold),
+		dataStale: time.Duration(c.PipelineDataStale.Threshold),
+		discovery: time.Duration(c.DiscoveryFailing.Threshold),
+	}
+}
+
+// TestStuckStatusesAgreeWithAlerts: the dashboards call a run stuck in the
+// statuses YunxiaoPipelineRunStuck does (every active status but WAITING).
+func TestStuckStatusesAgreeWithAlerts(t *testing.T) {
+	rules, err := mixin.Rules(mixin.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file struct {
+		Groups []struct {
+			Rules []struct {
+				Alert string `yaml:"alert"`
+				Expr  string `yaml:"expr"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(rules, &file); err != nil {
+		t.Fatal(err)
+	}
+	statusRe := regexp.MustCompile(`yunxiao_pipeline_run_status\{[^}]*status=~"([^"]+)"`)
+	want := ""
+	for _, g := range file.Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "YunxiaoPipelineRunStuck" {
+				if m := statusRe.FindStringSubmatch(r.Expr); m != nil {
+					want = m[1]
+				}
+			}
+		}
+	}
+	if want == "" {
+		t.Fatal("YunxiaoPipelineRunStuck selects no yunxiao_pipeline_run_status{status=~...}")
+	}
+	n := 0
+	for _, q := range mustQueries(t) {
+		if !strings.Contains(q.Expr, "yunxiao_pipeline_run_last_progress_timestamp_seconds") {
+			continue
+		}
+		for _, m := range statusRe.FindAllStringSubmatch(q.Expr, -1) {
+			n++
+			if m[1] != want {
+				t.Errorf("%s: %s %s calls %q active, YunxiaoPipelineRunStuck %q", q.Dashboard, q.Panel, q.RefID, m[1], want)
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("no dashboard query tells stuck runs by their status")
+	}
 }

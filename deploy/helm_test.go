@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/yunxiao-exporter/yunxiao_exporter/deploy/mixin"
 )
 
 const chartDir = "deploy/helm/yunxiao-exporter"
@@ -94,13 +96,21 @@ func helmNotes(t *testing.T, args ...string) (string, error) {
 	return notes, nil
 }
 
-// TestHelmAlertsCopyUpToDate keeps the chart's copy of the alert rules equal
-// to deploy/prometheus/alerts.yml (`make generate` copies it).
-func TestHelmAlertsCopyUpToDate(t *testing.T) {
-	want := readFile(t, repoPath(t, "deploy", "prometheus", "alerts.yml"))
-	got := readFile(t, repoPath(t, chartDir, "files", "alerts.yml"))
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s/files/alerts.yml differs from deploy/prometheus/alerts.yml: run `make generate`", chartDir)
+// TestHelmRuleTemplateUpToDate: the chart renders its PrometheusRule from
+// templates/prometheusrule.yaml, which deploy/mixin generates with every
+// setting read from prometheusRule.alerts (no copy of alerts.yml to drift).
+// deploy/mixin's tests render it with helm and compare it to the mixin's
+// rules for the same settings.
+func TestHelmRuleTemplateUpToDate(t *testing.T) {
+	want, err := mixin.HelmTemplate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, repoPath(t, chartDir, "templates", "prometheusrule.yaml")); !bytes.Equal(got, want) {
+		t.Errorf("%s/templates/prometheusrule.yaml is out of date with deploy/mixin: run `make generate`", chartDir)
+	}
+	if _, err := os.Stat(repoPath(t, chartDir, "files", "alerts.yml")); err == nil {
+		t.Errorf("%s/files/alerts.yml is a stale copy of the rules: the chart renders them from values", chartDir)
 	}
 }
 

@@ -23,6 +23,8 @@ import (
 
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/yunxiao-exporter/yunxiao_exporter/deploy/mixin"
 )
 
 // The paths and names every deployment shares (SPEC.md, HELPERS-CONTRACT.md).
@@ -325,6 +327,7 @@ type service struct {
 type serviceMonitor struct {
 	Metadata meta `yaml:"metadata"`
 	Spec     struct {
+		JobLabel string `yaml:"jobLabel"`
 		Selector struct {
 			MatchLabels map[string]string `yaml:"matchLabels"`
 		} `yaml:"selector"`
@@ -623,13 +626,19 @@ func checkWorkload(t *testing.T, ms manifests, want workloadWant) workload {
 
 	// ServiceMonitor.
 	sms := ms.ofKind("ServiceMonitor")
+	// job is the job label the Prometheus Operator gives the targets: the
+	// value of the Service's jobLabel label when set, else its name.
+	job := svc.Metadata.Name
 	switch {
 	case want.ServiceMonitor && len(sms) != 1:
 		t.Errorf("want one ServiceMonitor, got %d", len(sms))
 	case !want.ServiceMonitor && len(sms) != 0:
 		t.Errorf("want no ServiceMonitor, got %v", sms)
 	case want.ServiceMonitor:
-		checkServiceMonitor(t, sms[0], svc)
+		sm := checkServiceMonitor(t, sms[0], svc)
+		if v := svc.Metadata.Labels[sm.Spec.JobLabel]; sm.Spec.JobLabel != "" && v != "" {
+			job = v
+		}
 	}
 
 	// PrometheusRule.
@@ -646,7 +655,7 @@ func checkWorkload(t *testing.T, ms manifests, want workloadWant) workload {
 			} `yaml:"spec"`
 		}
 		prs[0].decode(t, &pr)
-		checkRuleGroups(t, prs[0].String(), pr.Spec.Groups)
+		checkRuleGroupsFor(t, prs[0].String(), pr.Spec.Groups, job)
 	}
 
 	// Everything namespaced lands in one namespace.
@@ -658,7 +667,7 @@ func checkWorkload(t *testing.T, ms manifests, want workloadWant) workload {
 	return w
 }
 
-func checkServiceMonitor(t *testing.T, m manifest, svc service) {
+func checkServiceMonitor(t *testing.T, m manifest, svc service) serviceMonitor {
 	t.Helper()
 	var sm serviceMonitor
 	m.decode(t, &sm)
@@ -687,6 +696,7 @@ func checkServiceMonitor(t *testing.T, m manifest, svc service) {
 	} else if timeout >= interval {
 		t.Errorf("ServiceMonitor scrapeTimeout %s is not below interval %s", ep.ScrapeTimeout, ep.Interval)
 	}
+	return sm
 }
 
 // alertGroups parses the groups of deploy/prometheus/alerts.yml.
@@ -712,6 +722,35 @@ func checkRuleGroups(t *testing.T, what string, groups any) {
 		got, _ := yaml.Marshal(groups)
 		exp, _ := yaml.Marshal(want)
 		t.Errorf("%s: spec.groups differ from deploy/prometheus/alerts.yml (run `make generate`)\n--- got\n%s\n--- want\n%s", what, got, exp)
+	}
+}
+
+// checkRuleGroupsFor checks that rendered rule groups are the mixin's
+// default rules for the exporter's scrape job: alerts.yml's when the job is
+// the one every scrape config of this repository uses (kustomize), the
+// release's job under Helm. So the rules select the job the rendered
+// ServiceMonitor gives.
+func checkRuleGroupsFor(t *testing.T, what string, groups any, job string) {
+	t.Helper()
+	c := mixin.Default()
+	c.Selector = fmt.Sprintf("job=%q", job)
+	if c.Selector == mixin.DefaultSelector {
+		checkRuleGroups(t, what, groups)
+		return
+	}
+	rules, err := mixin.Rules(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want struct {
+		Groups any `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(rules, &want); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(groups, want.Groups) {
+		got, _ := yaml.Marshal(groups)
+		t.Errorf("%s: spec.groups differ from deploy/mixin's rules for job %q (run `make generate`)\n--- got\n%s\n--- want\n%s", what, job, got, rules)
 	}
 }
 

@@ -42,9 +42,10 @@ type Stage struct {
 	Jobs []Job
 }
 
-// Pipeline is a simulated pipeline. Run k starts at Phase + k·Period before
-// the simulator's start and ends as Outcomes[k mod len(Outcomes)]. A
-// pipeline with no outcomes has never run.
+// Pipeline is a simulated pipeline. Run k (k = 0, 1, ...) starts k·Period
+// after the simulator's start less Phase, has the id FirstRunID + k, and
+// ends as Outcomes[k mod len(Outcomes)]. A pipeline with no outcomes has
+// never run.
 type Pipeline struct {
 	ID          int64
 	Name        string
@@ -93,9 +94,14 @@ type Server struct {
 // Endpoint names, as the exporter labels them.
 const (
 	EndpointLatestRun = "GetLatestPipelineRun"
+	EndpointRun       = "GetPipelineRun"
 	EndpointPipeline  = "GetPipeline"
 	EndpointList      = "ListPipelines"
 	EndpointListRuns  = "ListPipelineRuns"
+	// EndpointCheck counts, among the ListPipelines requests, those for
+	// one item (perPage=1): the exporter's API probe. Listings proper are
+	// Requests(EndpointList) - Requests(EndpointCheck).
+	EndpointCheck = "CheckAPI"
 )
 
 // New returns a Server simulating pipelines.
@@ -118,7 +124,10 @@ func New(opts Options, pipelines ...Pipeline) *Server {
 	}
 	s.mux = http.NewServeMux()
 	for _, prefix := range []string{"/oapi/v1/flow/organizations/{org}", "/oapi/v1/flow"} {
+		// The literal latestPipelineRun is more specific than {runId}, so
+		// ServeMux routes it apart.
 		s.mux.HandleFunc("GET "+prefix+"/pipelines/{id}/runs/latestPipelineRun", s.handleLatestRun)
+		s.mux.HandleFunc("GET "+prefix+"/pipelines/{id}/runs/{runId}", s.handleRun)
 		s.mux.HandleFunc("GET "+prefix+"/pipelines/{id}/runs", s.handleListRuns)
 		s.mux.HandleFunc("GET "+prefix+"/pipelines/{id}", s.handlePipeline)
 		s.mux.HandleFunc("GET "+prefix+"/pipelines", s.handleList)
@@ -291,6 +300,26 @@ func (s *Server) handleLatestRun(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, run)
 }
 
+// handleRun serves GetPipelineRun: run runId as of now, as the latest run
+// was or is, so a client can follow a run after a newer one has started.
+func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
+	p, _, ok := s.begin(EndpointRun, w, r)
+	if !ok {
+		return
+	}
+	runID, err := strconv.ParseInt(r.PathValue("runId"), 10, 64)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "BadRequest", "pipelineRunId must be a number")
+		return
+	}
+	run := p.RunByID(s.start, s.opts.Now(), runID)
+	if run == nil {
+		writeError(w, http.StatusNotFound, "NotFound", "pipeline run not found")
+		return
+	}
+	writeJSON(w, http.StatusOK, run)
+}
+
 func (s *Server) handlePipeline(w http.ResponseWriter, r *http.Request) {
 	p, _, ok := s.begin(EndpointPipeline, w, r)
 	if !ok {
@@ -341,8 +370,14 @@ func setPagingHeaders(w http.ResponseWriter, total, page, perPage int) {
 }
 
 // handleList serves ListPipelines with the documented paging headers.
+// The exporter's API probe (CheckAPI: perPage=1) is a ListPipelines
+// request like any other, counted and faulted as one; it is also counted
+// as EndpointCheck, so that tests can tell probes from listings.
 func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	count(&s.requests, EndpointList)
+	if r.URL.Query().Get("perPage") == "1" {
+		count(&s.requests, EndpointCheck)
+	}
 	s.mu.Lock()
 	fault := s.listFault
 	s.mu.Unlock()

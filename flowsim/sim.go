@@ -71,6 +71,9 @@ type jobJSON struct {
 // forever marks a job that does not end (approval not given, stuck).
 const forever = time.Duration(1<<63 - 1)
 
+// FirstRunID is the id of a pipeline's run 0; run k is FirstRunID + k.
+const FirstRunID = 1000
+
 // RunAt returns the latest run of p at time now, for a simulator started at
 // simStart, or nil when p has not run yet.
 func (p *Pipeline) RunAt(simStart, now time.Time) *runJSON {
@@ -82,6 +85,19 @@ func (p *Pipeline) RunAt(simStart, now time.Time) *runJSON {
 		return nil
 	}
 	return p.runK(epoch, int64(now.Sub(epoch)/p.Period), now)
+}
+
+// RunByID returns run runID of p as it is at time now (what GetPipelineRun
+// answers), or nil when p has no such run (yet). It is the same run, in
+// the same state, as RunAt gives while it is the latest and RunsSince
+// lists: a run that waits for approval goes on waiting after newer runs
+// have started.
+func (p *Pipeline) RunByID(simStart, now time.Time, runID int64) *runJSON {
+	latest := p.RunAt(simStart, now)
+	if latest == nil || runID < FirstRunID || runID > latest.PipelineRunID {
+		return nil
+	}
+	return p.runK(simStart.Add(-p.Phase), runID-FirstRunID, now)
 }
 
 // RunsSince returns the runs of p started at or after since, newest first,
@@ -119,7 +135,7 @@ func (p *Pipeline) runK(epoch time.Time, k int64, now time.Time) *runJSON {
 
 	run := &runJSON{
 		PipelineID:        p.ID,
-		PipelineRunID:     1000 + k,
+		PipelineRunID:     FirstRunID + k,
 		TriggerMode:       p.TriggerMode,
 		CreateTime:        runStart.UnixMilli(),
 		UpdateTime:        runStart.UnixMilli(),

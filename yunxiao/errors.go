@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"unicode"
 )
@@ -27,6 +28,7 @@ const (
 	ReasonServerError  Reason = "server_error" // 5xx
 	ReasonClientError  Reason = "client_error" // other 4xx, unexpected 1xx/3xx
 	ReasonBadResponse  Reason = "bad_response" // 2xx whose body is not what was documented
+	ReasonAPIError     Reason = "api_error"    // 2xx whose body is an error object
 	ReasonTooLarge     Reason = "too_large"    // body over the size cap
 	ReasonRedirect     Reason = "redirect"     // redirect refused: to another host, or too many
 )
@@ -35,17 +37,17 @@ const (
 var Reasons = []Reason{
 	ReasonTimeout, ReasonCanceled, ReasonNetwork, ReasonUnauthorized, ReasonForbidden,
 	ReasonNotFound, ReasonRateLimited, ReasonServerError, ReasonClientError,
-	ReasonBadResponse, ReasonTooLarge, ReasonRedirect,
+	ReasonBadResponse, ReasonAPIError, ReasonTooLarge, ReasonRedirect,
 }
 
 // Error is a failed API call. Its text never holds the token: the token
 // travels only in a request header, and text taken from response bodies is
 // redacted before it is stored here.
 type Error struct {
-	Endpoint   string // GetLatestPipelineRun, GetPipeline
+	Endpoint   string // the endpoint label: GetLatestPipelineRun, GetPipeline, ...
 	StatusCode int    // 0 when no HTTP answer arrived
 	Reason     Reason
-	Code       string // errorCode from a JSON error body
+	Code       string // errorCode (or code) from a JSON error body
 	Message    string // errorMessage, or a description of a non-JSON body
 	RequestID  string
 	Err        error // the underlying transport or decoding error, if any
@@ -153,6 +155,82 @@ func DecodeErrorBody(contentType string, body []byte) (code, message, requestID 
 	default:
 		return "", fmt.Sprintf("non-JSON body %q", clean(string(trimmed), 60)), ""
 	}
+}
+
+// errorObject returns the failure a 2xx answer reports in its body, as an
+// *Error with ReasonAPIError (no endpoint or status yet), or nil when body
+// is not an error object. Flow has been seen to answer 200 with
+// {"errorCode":"SystemBusy","errorMessage":"…"}; other Alibaba services
+// answer {"success":false,"code":…,"message":…}. Without this check such an
+// answer decodes as a run or pipeline with every field empty: a pipeline
+// that "never ran", or one with no name.
+//
+// An error object is a JSON object with a non-empty errorCode or
+// errorMessage, or with success (or successful) false. code and message
+// alone are not enough: nothing says a real answer never has them.
+// Only top-level keys are read, so a job's result string, which holds
+// "successful":true, is never mistaken for one.
+func errorObject(body []byte) *Error {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 || body[0] != '{' {
+		return nil
+	}
+	var f struct {
+		ErrorCode    json.RawMessage `json:"errorCode"`
+		ErrorMessage json.RawMessage `json:"errorMessage"`
+		Code         json.RawMessage `json:"code"`
+		Message      json.RawMessage `json:"message"`
+		Success      json.RawMessage `json:"success"`
+		Successful   json.RawMessage `json:"successful"`
+		RequestID    json.RawMessage `json:"requestId"`
+	}
+	if json.Unmarshal(body, &f) != nil {
+		return nil // not a JSON object: the caller's decoder says what is wrong
+	}
+	code, message := scalarText(f.ErrorCode, 80), scalarText(f.ErrorMessage, maxMessageLen)
+	failed := isFalse(f.Success) || isFalse(f.Successful)
+	if code == "" && message == "" && !failed {
+		return nil
+	}
+	code = firstNonEmpty(code, scalarText(f.Code, 80))
+	message = firstNonEmpty(message, scalarText(f.Message, maxMessageLen))
+	if code == "" && message == "" {
+		message = "the answer says success: false"
+	}
+	return &Error{Reason: ReasonAPIError, Code: code, Message: message, RequestID: scalarText(f.RequestID, 80)}
+}
+
+// scalarText is a JSON string or number as clean text; null, "", 0, true,
+// false, objects and arrays are no text.
+func scalarText(raw json.RawMessage, max int) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return ""
+	}
+	switch raw[0] {
+	case '"':
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return ""
+		}
+		return clean(s, max)
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		if f, err := strconv.ParseFloat(string(raw), 64); err != nil || f == 0 {
+			return ""
+		}
+		return clean(string(raw), max)
+	}
+	return ""
+}
+
+// isFalse reports whether raw is false or "false".
+func isFalse(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	if bytes.Equal(raw, []byte("false")) {
+		return true
+	}
+	var s string
+	return len(raw) > 0 && raw[0] == '"' && json.Unmarshal(raw, &s) == nil && strings.EqualFold(strings.TrimSpace(s), "false")
 }
 
 func firstNonEmpty(a, b string) string {

@@ -76,6 +76,8 @@ func TestErrorText(t *testing.T) {
 		{&Error{Endpoint: EndpointGetPipeline, StatusCode: 500, Reason: ReasonServerError}, "GetPipeline: HTTP 500"},
 		{&Error{Endpoint: EndpointGetLatestPipelineRun, StatusCode: 200, Reason: ReasonBadResponse, Err: errors.New("run: boom")}, "GetLatestPipelineRun: HTTP 200: run: boom"},
 		{&Error{Endpoint: EndpointGetLatestPipelineRun, Reason: ReasonNetwork, Message: "m", Err: errors.New("e"), RequestID: "x"}, "GetLatestPipelineRun: m: e (request id x)"},
+		{&Error{Endpoint: EndpointGetPipelineRun, StatusCode: 200, Reason: ReasonAPIError, Code: "SystemBusy", Message: "busy", RequestID: "r"},
+			"GetPipelineRun: HTTP 200 SystemBusy: busy (request id r)"},
 	}
 	for _, tt := range tests {
 		if got := tt.err.Error(); got != tt.want {
@@ -143,7 +145,7 @@ func TestReasonsComplete(t *testing.T) {
 		}
 		seen[r] = true
 	}
-	if len(Reasons) != 12 {
-		t.Errorf("len(Reasons) = %d, want 12 (update this test and the docs when adding one)", len(Reasons))
+	if len(Reasons) != 13 {
+		t.Errorf("len(Reasons) = %d, want 13 (update this test and the docs when adding one)", len(Reasons))
 	}
 }

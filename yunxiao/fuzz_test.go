@@ -1,6 +1,8 @@
 package yunxiao
 
 import (
+	"bytes"
+	"strings"
 	"testing"
 	"time"
 	"unicode"
@@ -10,19 +12,37 @@ import (
 // The seed corpora live in testdata/fuzz/<FuzzName>/ and run with every
 // `go test`; `go test -fuzz=^FuzzName$ ./yunxiao` searches further.
 
-// FuzzDecodeRun: any body decodes to a run with an id, to nothing, or to an
-// error; never a panic, never a run without an id.
+// FuzzDecodeRun: any body decodes to a run with a positive id, to nothing
+// (only for an empty body, null or {}), or to an error; an error object's
+// error is an api_error whose code and message are short and clean. Never
+// a panic.
 func FuzzDecodeRun(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		run, err := DecodeRun(body)
 		if err != nil && run != nil {
 			t.Fatalf("DecodeRun returned both a run and %v", err)
 		}
-		if run != nil && run.PipelineRunID == 0 {
-			t.Fatalf("DecodeRun returned a run without an id: %+v", run)
+		if run != nil && run.PipelineRunID <= 0 {
+			t.Fatalf("DecodeRun returned a run without a positive id: %+v", run)
+		}
+		if run == nil && err == nil {
+			trimmed := bytes.TrimSpace(body)
+			if len(trimmed) != 0 && string(trimmed) != "null" && !isEmptyObject(trimmed) {
+				t.Fatalf("DecodeRun took %q for a pipeline that never ran", body)
+			}
 		}
 		if err != nil && len(err.Error()) > 1000 {
 			t.Fatalf("error text of %d bytes quotes too much of the body", len(err.Error()))
+		}
+		if apiErr, ok := err.(*Error); ok {
+			if apiErr.Reason != ReasonAPIError || apiErr.Code == "" && apiErr.Message == "" {
+				t.Fatalf("DecodeRun's *Error %+v: want an api_error that says something", apiErr)
+			}
+			for _, s := range []string{apiErr.Code, apiErr.Message, apiErr.RequestID} {
+				if len(s) > maxMessageLen+len("…") || !utf8.ValidString(s) || strings.ContainsFunc(s, unicode.IsControl) {
+					t.Fatalf("api_error field %q is long or unclean", s)
+				}
+			}
 		}
 	})
 }

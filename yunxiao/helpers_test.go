@@ -76,6 +76,19 @@ func stalled(t *testing.T, before http.HandlerFunc) (*httptest.Server, *atomic.I
 
 func upValue(m *Metrics) float64 { return testutil.ToFloat64(m.up) }
 
+// upSeries is how many yunxiao_up series m exposes: none until CheckAPI
+// has finished once.
+func upSeries(m *Metrics) int { return testutil.CollectAndCount(m, "yunxiao_up") }
+
+// assertNoUp fails the test when yunxiao_up is exposed: only CheckAPI
+// sets it, never a pipeline's call, whatever its answer.
+func assertNoUp(t *testing.T, m *Metrics) {
+	t.Helper()
+	if n := upSeries(m); n != 0 {
+		t.Errorf("yunxiao_up is exposed (%v) after calls other than CheckAPI", upValue(m))
+	}
+}
+
 // deadline returns a context that ends after d; generous values are used
 // where the test only needs to show that the call returned before it.
 func deadline(t *testing.T, d time.Duration) context.Context {

@@ -50,7 +50,7 @@ var ErrTooManyPages = errors.New("listing stopped at its page limit")
 // ListPipelines returns every pipeline of the organization, page by page.
 func (c *Client) ListPipelines(ctx context.Context) ([]PipelineSummary, error) {
 	var all []PipelineSummary
-	err := c.pages(ctx, EndpointListPipelines, "/pipelines", url.Values{}, MaxPipelinePages, func(body []byte) (int, error) {
+	err := c.pages(ctx, EndpointListPipelines, EndpointListPipelines, "/pipelines", url.Values{}, MaxPipelinePages, func(body []byte) (int, error) {
 		items, err := decodeList[PipelineSummary](body)
 		all = append(all, items...)
 		return len(items), err
@@ -66,7 +66,7 @@ func (c *Client) ListPipelineRuns(ctx context.Context, pipelineID int64, since M
 		q.Set("startTime", strconv.FormatInt(int64(since), 10))
 	}
 	var all []RunSummary
-	err := c.pages(ctx, EndpointListPipelineRuns, fmt.Sprintf("/pipelines/%d/runs", pipelineID), q, MaxRunPages, func(body []byte) (int, error) {
+	err := c.pages(ctx, EndpointListPipelineRuns, subject(EndpointListPipelineRuns, pipelineID), fmt.Sprintf("/pipelines/%d/runs", pipelineID), q, MaxRunPages, func(body []byte) (int, error) {
 		items, err := decodeList[RunSummary](body)
 		all = append(all, items...)
 		return len(items), err
@@ -76,19 +76,21 @@ func (c *Client) ListPipelineRuns(ctx context.Context, pipelineID int64, since M
 
 // pages walks a paged list: it follows x-next-page, else x-total-pages,
 // else keeps going while pages come back full; it stops at an empty page
-// or at maxPages (returning ErrTooManyPages with what it has).
-func (c *Client) pages(ctx context.Context, endpoint, path string, q url.Values, maxPages int, take func([]byte) (int, error)) error {
+// or at maxPages (returning ErrTooManyPages with what it has). Every page
+// is about the same subject: a 429 on one page pauses the next listing
+// whatever page or startTime it asks for.
+func (c *Client) pages(ctx context.Context, endpoint, subject, path string, q url.Values, maxPages int, take func([]byte) (int, error)) error {
 	q.Set("perPage", strconv.Itoa(PerPage))
 	for page := 1; ; {
 		q.Set("page", strconv.Itoa(page))
 		var header http.Header
-		body, err := c.getWithHeader(ctx, endpoint, path+"?"+q.Encode(), &header)
+		body, err := c.getWithHeader(ctx, call{endpoint, subject, path + "?" + q.Encode()}, &header)
 		if err != nil {
 			return c.redactError(err)
 		}
 		n, err := take(body)
 		if err != nil {
-			return c.redactError(&Error{Endpoint: endpoint, StatusCode: http.StatusOK, Reason: ReasonBadResponse, Err: err})
+			return c.decodeError(endpoint, header, err)
 		}
 		next, ok := nextPage(header, page, n)
 		if !ok {
@@ -123,10 +125,14 @@ func nextPage(h http.Header, page, items int) (int, bool) {
 }
 
 // decodeList decodes a JSON array of items; null or an empty body is none.
+// An error object is an *Error with ReasonAPIError.
 func decodeList[T any](body []byte) ([]T, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 || bytes.Equal(body, []byte("null")) {
 		return nil, nil
+	}
+	if e := errorObject(body); e != nil {
+		return nil, e
 	}
 	if body[0] != '[' {
 		return nil, fmt.Errorf("list: expected a JSON array, got %s", describeStart(body))

@@ -1,6 +1,7 @@
 package yunxiao
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,6 +13,7 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	up       prometheus.Gauge
+	upKnown  atomic.Bool // a probe has finished: until then yunxiao_up is absent, not 0
 }
 
 // NewMetrics creates the client metrics; register the result once.
@@ -28,7 +30,7 @@ func NewMetrics() *Metrics {
 		}, []string{"endpoint"}),
 		up: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "yunxiao_up",
-			Help: "1 when the Yunxiao Flow API's latest answer accepted the token; 0 when it refused it (401, or 403 not in organization), could not be reached, timed out or failed with 5xx. 0 until the first answer.",
+			Help: "The Yunxiao Flow API and the token as a whole, from a probe (ListPipelines, one item) every cache_ttl: 1 when the API answered and did not refuse the token (2xx, 404, 429 or another 4xx); 0 when it refused the token (401, or 403 with a token or organization error code) or could not be reached (network error, timeout after retries, 5xx, refused redirect). One pipeline's failure never changes it. Absent until the first probe has finished.",
 		}),
 	}
 }
@@ -44,7 +46,9 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.requests.Collect(ch)
 	m.duration.Collect(ch)
-	m.up.Collect(ch)
+	if m.upKnown.Load() {
+		m.up.Collect(ch)
+	}
 }
 
 func (m *Metrics) observe(endpoint, code string, d time.Duration) {
@@ -52,10 +56,12 @@ func (m *Metrics) observe(endpoint, code string, d time.Duration) {
 	m.duration.WithLabelValues(endpoint).Observe(d.Seconds())
 }
 
+// setUp is CheckAPI's alone: see there for why.
 func (m *Metrics) setUp(ok bool) {
 	if ok {
 		m.up.Set(1)
 	} else {
 		m.up.Set(0)
 	}
+	m.upKnown.Store(true)
 }

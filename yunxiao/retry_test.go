@@ -46,13 +46,13 @@ func TestRetrySucceedsOnSecondTry(t *testing.T) {
 			})
 			opts := testOptions(srv.URL)
 			opts.MaxRetries = 2
-			c, m := newClient(t, opts)
+			c, _ := newClient(t, opts)
 			run, err := c.GetLatestPipelineRun(context.Background(), 1)
 			if err != nil || run == nil || run.PipelineRunID != 8 {
 				t.Fatalf("GetLatestPipelineRun = %+v, %v", run, err)
 			}
-			if tries.Load() != 2 || upValue(m) != 1 {
-				t.Errorf("tries %d, up %v", tries.Load(), upValue(m))
+			if tries.Load() != 2 {
+				t.Errorf("tries %d, want 2", tries.Load())
 			}
 		})
 	}
@@ -108,7 +108,7 @@ func TestRetryWithinDeadline(t *testing.T) {
 }
 
 // TestNetworkErrorRetried: a connection closed without an answer is a
-// network error, retried, and turns yunxiao_up to 0.
+// network error, retried; a pipeline's call leaves yunxiao_up alone.
 func TestNetworkErrorRetried(t *testing.T) {
 	srv, n := counted(t, func(w http.ResponseWriter, r *http.Request) {
 		conn, _, err := http.NewResponseController(w).Hijack()
@@ -121,7 +121,6 @@ func TestNetworkErrorRetried(t *testing.T) {
 	opts := testOptions(srv.URL)
 	opts.MaxRetries = 2
 	c, m := newClient(t, opts)
-	m.setUp(true)
 	_, err := c.GetLatestPipelineRun(context.Background(), 1)
 	e := mustFail(t, err, ReasonNetwork)
 	if e.StatusCode != 0 || e.Err == nil {
@@ -130,9 +129,7 @@ func TestNetworkErrorRetried(t *testing.T) {
 	if n.Load() != 3 {
 		t.Errorf("server saw %d requests, want 3", n.Load())
 	}
-	if upValue(m) != 0 {
-		t.Errorf("yunxiao_up = %v, want 0", upValue(m))
-	}
+	assertNoUp(t, m)
 }
 
 func TestServerGone(t *testing.T) {
@@ -141,7 +138,6 @@ func TestServerGone(t *testing.T) {
 	opts := testOptions(srv.URL)
 	opts.MaxRetries = 2
 	c, m := newClient(t, opts)
-	m.setUp(true)
 	_, err := c.GetPipeline(context.Background(), 1)
 	e := mustFail(t, err, ReasonNetwork)
 	var opErr *net.OpError
@@ -151,9 +147,7 @@ func TestServerGone(t *testing.T) {
 	if strings.Contains(err.Error(), "/oapi/") {
 		t.Errorf("Error() repeats the URL: %q", err.Error())
 	}
-	if upValue(m) != 0 {
-		t.Errorf("yunxiao_up = %v, want 0", upValue(m))
-	}
+	assertNoUp(t, m)
 }
 
 func TestRetryAfterZero(t *testing.T) {
@@ -168,24 +162,22 @@ func TestRetryAfterZero(t *testing.T) {
 	})
 	opts := testOptions(srv.URL)
 	opts.MaxRetries = 1
-	c, m := newClient(t, opts)
+	c, _ := newClient(t, opts)
 	run, err := c.GetLatestPipelineRun(deadline(t, 30*time.Second), 1)
 	if err != nil || run == nil || run.PipelineRunID != 2 {
 		t.Fatalf("GetLatestPipelineRun = %+v, %v", run, err)
 	}
-	if tries.Load() != 2 || upValue(m) != 1 {
-		t.Errorf("tries %d, up %v", tries.Load(), upValue(m))
+	if tries.Load() != 2 {
+		t.Errorf("tries %d, want 2", tries.Load())
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.cooldowns) != 0 {
-		t.Errorf("cooldowns = %v after a success, want none", c.cooldowns)
+	if n := c.pauses.size(); n != 0 {
+		t.Errorf("%d pauses after a success, want none", n)
 	}
 }
 
 // TestRetryAfterBeyondDeadline: the API asks for more time than the caller
-// has; the call returns rate_limited at once, and so do later calls, on
-// on the same path, without reaching the server.
+// has; the call returns rate_limited at once, and so do later calls about
+// the same pipeline, without reaching the server.
 func TestRetryAfterBeyondDeadline(t *testing.T) {
 	srv, n := counted(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "60")
@@ -204,9 +196,7 @@ func TestRetryAfterBeyondDeadline(t *testing.T) {
 	if e.StatusCode != 429 || n.Load() != 1 || ctx.Err() != nil {
 		t.Errorf("status %d, requests %d, ctx %v", e.StatusCode, n.Load(), ctx.Err())
 	}
-	if upValue(m) != 1 {
-		t.Errorf("yunxiao_up = %v: a 429 still accepted the token", upValue(m))
-	}
+	assertNoUp(t, m)
 
 	_, err = c.GetLatestPipelineRun(ctx, 1)
 	e = mustFail(t, err, ReasonRateLimited)
@@ -217,7 +207,7 @@ func TestRetryAfterBeyondDeadline(t *testing.T) {
 		t.Errorf("requests %d (want 1), ctx %v", n.Load(), ctx.Err())
 	}
 
-	// The pause is per path: another pipeline is still asked.
+	// The pause is per pipeline: another pipeline is still asked.
 	_, err = c.GetLatestPipelineRun(ctx, 2)
 	mustFail(t, err, ReasonRateLimited)
 	if n.Load() != 2 {
@@ -265,21 +255,26 @@ func TestRateLimitedWithoutRetryAfter(t *testing.T) {
 // the hold-off up to 60 s, and any other answer resets it.
 func TestRateLimitBackoffGrows(t *testing.T) {
 	c, _ := newClient(t, testOptions("http://127.0.0.1:1"))
-	const path = "/pipelines/1"
+	p := c.pauses
+	const subject = "GetLatestPipelineRun/1"
 	want := []time.Duration{1, 2, 4, 8, 16, 32, 60, 60, 60}
 	for i, w := range want {
-		if got := c.noteRateLimited(path, ""); got != w*time.Second {
+		if got := p.note(subject, ""); got != w*time.Second {
 			t.Errorf("429 #%d: hold off %v, want %v", i+1, got, w*time.Second)
 		}
 	}
-	if got := c.noteRateLimited(path, "5"); got != 5*time.Second {
+	if got := p.note(subject, "5"); got != 5*time.Second {
 		t.Errorf("Retry-After 5: %v", got)
 	}
-	if left := c.cooldownLeft(path); left < 50*time.Second {
+	if left := p.left(subject); left < 50*time.Second {
 		t.Errorf("cooldown left %v: a shorter Retry-After shortened an earlier, longer hold-off", left)
 	}
-	if got := c.noteRateLimited("/pipelines/2", ""); got != time.Second {
-		t.Errorf("another path's first 429: hold off %v, want 1s", got)
+	if got := p.note("GetLatestPipelineRun/2", ""); got != time.Second {
+		t.Errorf("another pipeline's first 429: hold off %v, want 1s", got)
+	}
+	p.clear(subject)
+	if got := p.note(subject, ""); got != time.Second {
+		t.Errorf("first 429 after another answer: hold off %v, want 1s", got)
 	}
 }
 
@@ -330,7 +325,6 @@ func TestRequestTimeout(t *testing.T) {
 	opts.Timeout = 50 * time.Millisecond
 	opts.MaxRetries = 1
 	c, m := newClient(t, opts)
-	m.setUp(true)
 	_, err := c.GetLatestPipelineRun(context.Background(), 1)
 	mustFail(t, err, ReasonTimeout)
 	if want := "GetLatestPipelineRun: no answer within 50ms"; err.Error() != want {
@@ -339,26 +333,23 @@ func TestRequestTimeout(t *testing.T) {
 	if n.Load() != 2 {
 		t.Errorf("server saw %d requests, want 2", n.Load())
 	}
-	if upValue(m) != 0 {
-		t.Errorf("yunxiao_up = %v, want 0", upValue(m))
-	}
+	assertNoUp(t, m)
 }
 
-// TestCallerDeadline: the caller's own deadline is a timeout too, but says
-// nothing about the API, so yunxiao_up keeps its value.
+// TestCallerDeadline: the caller's own deadline is a timeout too, and is
+// not retried.
 func TestCallerDeadline(t *testing.T) {
 	srv, n := stalled(t, nil)
 	opts := testOptions(srv.URL)
 	opts.MaxRetries = 3
-	c, m := newClient(t, opts)
-	m.setUp(true)
+	c, _ := newClient(t, opts)
 	_, err := c.GetPipeline(deadline(t, 50*time.Millisecond), 1)
 	mustFail(t, err, ReasonTimeout)
 	if want := "GetPipeline: deadline reached waiting for the answer"; err.Error() != want {
 		t.Errorf("Error() = %q, want %q", err.Error(), want)
 	}
-	if n.Load() != 1 || upValue(m) != 1 {
-		t.Errorf("requests %d (want 1), up %v (want 1)", n.Load(), upValue(m))
+	if n.Load() != 1 {
+		t.Errorf("requests %d, want 1", n.Load())
 	}
 }
 
@@ -367,8 +358,7 @@ func TestCallerCancel(t *testing.T) {
 	srv, n := stalled(t, func(w http.ResponseWriter, r *http.Request) { arrived <- struct{}{} })
 	opts := testOptions(srv.URL)
 	opts.MaxRetries = 3
-	c, m := newClient(t, opts)
-	m.setUp(true)
+	c, _ := newClient(t, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	errc := make(chan error, 1)
@@ -383,8 +373,8 @@ func TestCallerCancel(t *testing.T) {
 	if want := "GetLatestPipelineRun: canceled waiting for the answer"; err.Error() != want {
 		t.Errorf("Error() = %q, want %q", err.Error(), want)
 	}
-	if n.Load() != 1 || upValue(m) != 1 {
-		t.Errorf("requests %d (want 1), up %v (want 1)", n.Load(), upValue(m))
+	if n.Load() != 1 {
+		t.Errorf("requests %d, want 1", n.Load())
 	}
 }
 
@@ -407,8 +397,7 @@ func TestBodyStalls(t *testing.T) {
 			}
 			return resp, err
 		})
-		c, m := newClient(t, opts)
-		m.setUp(true)
+		c, _ := newClient(t, opts)
 		_, err := c.GetLatestPipelineRun(context.Background(), 1)
 		e := mustFail(t, err, ReasonTimeout)
 		if n.Load() != 1 {
@@ -421,9 +410,6 @@ func TestBodyStalls(t *testing.T) {
 			}
 		default: // a machine so slow that the headers took the whole timeout
 			t.Logf("headers did not arrive within %v; the body stall was not reached", opts.Timeout)
-		}
-		if upValue(m) != 0 {
-			t.Errorf("yunxiao_up = %v, want 0", upValue(m))
 		}
 	})
 	t.Run("cancel", func(t *testing.T) {
@@ -443,8 +429,7 @@ func TestBodyStalls(t *testing.T) {
 			}
 			return resp, err
 		})
-		c, m := newClient(t, opts)
-		m.setUp(true)
+		c, _ := newClient(t, opts)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		errc := make(chan error, 1)
@@ -458,9 +443,6 @@ func TestBodyStalls(t *testing.T) {
 		mustFail(t, err, ReasonCanceled)
 		if want := "GetLatestPipelineRun: canceled reading the answer"; err.Error() != want {
 			t.Errorf("Error() = %q, want %q", err.Error(), want)
-		}
-		if upValue(m) != 1 {
-			t.Errorf("yunxiao_up = %v, want 1", upValue(m))
 		}
 	})
 }

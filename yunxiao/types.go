@@ -1,11 +1,13 @@
 // Package yunxiao is a client for the parts of the Alibaba Cloud DevOps
 // (Yunxiao) Flow OpenAPI that the exporter reads: the latest run of a
-// pipeline and the pipeline itself, for both editions of the service.
+// pipeline, a given run, the pipeline itself, and the lists of pipelines
+// and runs, for both editions of the service.
 package yunxiao
 
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -78,7 +80,7 @@ func flexInt(b []byte) (int64, error) {
 	return int64(f), nil
 }
 
-// PipelineRun is a run as GetLatestPipelineRun answers it. Only the fields
+// PipelineRun is a run as GetLatestPipelineRun and GetPipelineRun answer it. Only the fields
 // the exporter uses are decoded: globalParams (run parameters, which may hold
 // secrets), sources and job results are never read into memory.
 type PipelineRun struct {
@@ -146,32 +148,50 @@ func TriggerModeName(code ID) (string, bool) {
 	return code.String(), true
 }
 
-// DecodeRun decodes a GetLatestPipelineRun body. It returns (nil, nil) for a
-// pipeline that has never run, which the API may express as an empty body,
-// null, or an object without a run id.
+// DecodeRun decodes a GetLatestPipelineRun (or GetPipelineRun) body. It
+// returns (nil, nil) for a pipeline that has never run, which the API may
+// express as an empty body, null, or an object with no fields at all.
+// An error object (see errorObject) is an *Error with ReasonAPIError; any
+// other object without a positive pipelineRunId is an error too: it is not
+// a run, and taking it for "never ran" would hide a failure.
 func DecodeRun(body []byte) (*PipelineRun, error) {
 	body = bytes.TrimSpace(body)
-	if len(body) == 0 || bytes.Equal(body, []byte("null")) {
+	if len(body) == 0 || bytes.Equal(body, []byte("null")) || isEmptyObject(body) {
 		return nil, nil
 	}
 	if body[0] != '{' {
 		return nil, fmt.Errorf("run: expected a JSON object, got %s", describeStart(body))
 	}
+	if e := errorObject(body); e != nil {
+		return nil, e
+	}
 	var run PipelineRun
 	if err := json.Unmarshal(body, &run); err != nil {
 		return nil, fmt.Errorf("run: %w", err)
 	}
-	if run.PipelineRunID == 0 {
-		return nil, nil
+	if run.PipelineRunID <= 0 {
+		return nil, errNoRunID
 	}
 	return &run, nil
 }
 
-// DecodePipeline decodes a GetPipeline body.
+var errNoRunID = errors.New("run: answer has no pipelineRunId")
+
+// isEmptyObject reports whether body (trimmed) is {} with at most
+// whitespace inside.
+func isEmptyObject(body []byte) bool {
+	return len(body) >= 2 && body[0] == '{' && body[len(body)-1] == '}' && len(bytes.TrimSpace(body[1:len(body)-1])) == 0
+}
+
+// DecodePipeline decodes a GetPipeline body; an error object is an *Error
+// with ReasonAPIError.
 func DecodePipeline(body []byte) (*Pipeline, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 || body[0] != '{' {
 		return nil, fmt.Errorf("pipeline: expected a JSON object, got %s", describeStart(body))
+	}
+	if e := errorObject(body); e != nil {
+		return nil, e
 	}
 	var p Pipeline
 	if err := json.Unmarshal(body, &p); err != nil {

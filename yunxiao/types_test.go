@@ -67,16 +67,39 @@ func TestDecodeRun(t *testing.T) {
 		body    string
 		want    *PipelineRun // nil with wantErr "" means never run
 		wantErr string       // substring of the error
+		apiErr  *Error       // the *Error an error object gives (wantErr unused)
 	}{
+		// Never ran: nothing, null, or an object with no fields at all.
 		{name: "empty", body: ""},
 		{name: "whitespace", body: " \r\n\t "},
 		{name: "null", body: "null"},
 		{name: "null with whitespace", body: "\n null \n"},
 		{name: "empty object", body: "{}"},
-		{name: "object without run id", body: `{"pipelineId":5,"status":"","stages":[]}`},
-		{name: "run id null", body: `{"pipelineId":5,"pipelineRunId":null}`},
-		{name: "run id empty string", body: `{"pipelineId":5,"pipelineRunId":""}`},
-		{name: "run id zero", body: `{"pipelineId":5,"pipelineRunId":0,"status":"SUCCESS"}`},
+		{name: "empty object with a space", body: "{ }"},
+		{name: "empty object with whitespace around and in", body: " \n{\r\n\t }\n"},
+
+		// An error object is the API's failure, not a pipeline that never ran.
+		{name: "error object", body: `{"errorCode":"SystemBusy","errorMessage":"the system is busy"}`,
+			apiErr: &Error{Reason: ReasonAPIError, Code: "SystemBusy", Message: "the system is busy"}},
+		{name: "error object with status 200 and request id", body: `{"errorCode":"SystemBusy","errorMessage":"busy","httpStatus":200,"requestId":"8bf5e28c"}`,
+			apiErr: &Error{Reason: ReasonAPIError, Code: "SystemBusy", Message: "busy", RequestID: "8bf5e28c"}},
+		{name: "error message only", body: `{"errorMessage":"try later"}`, apiErr: &Error{Reason: ReasonAPIError, Message: "try later"}},
+		{name: "success false", body: `{"success":false,"code":"Throttling","message":"slow down"}`,
+			apiErr: &Error{Reason: ReasonAPIError, Code: "Throttling", Message: "slow down"}},
+		{name: "error object, text cleaned", body: `{"errorCode":"Busy\u0000","errorMessage":"line\none\u001b"}`,
+			apiErr: &Error{Reason: ReasonAPIError, Code: "Busy", Message: "line one"}},
+
+		// Any other object without a positive run id is not a run.
+		{name: "object without run id", body: `{"pipelineId":5,"status":"","stages":[]}`, wantErr: "run: answer has no pipelineRunId"},
+		{name: "run id null", body: `{"pipelineId":5,"pipelineRunId":null}`, wantErr: "run: answer has no pipelineRunId"},
+		{name: "run id empty string", body: `{"pipelineId":5,"pipelineRunId":""}`, wantErr: "run: answer has no pipelineRunId"},
+		{name: "run id zero", body: `{"pipelineId":5,"pipelineRunId":0,"status":"SUCCESS"}`, wantErr: "run: answer has no pipelineRunId"},
+		{name: "run id negative", body: `{"pipelineRunId":-1}`, wantErr: "run: answer has no pipelineRunId"},
+		{name: "empty error fields", body: `{"errorCode":"","errorMessage":null,"success":true}`, wantErr: "run: answer has no pipelineRunId"},
+		{name: "code and message alone", body: `{"code":"X","message":"y"}`, wantErr: "run: answer has no pipelineRunId"},
+		{name: "job result saying successful false is not an error object",
+			body: `{"pipelineRunId":9,"stages":[{"stageInfo":{"jobs":[{"id":1,"result":"{\"successful\":false,\"errorCode\":\"E\"}"}]}}]}`,
+			want: &PipelineRun{PipelineRunID: 9, Stages: []Stage{{StageInfo: &StageInfo{Jobs: []Job{{ID: 1}}}}}}},
 		{
 			name: "numbers as strings",
 			body: `{"pipelineId":"5","pipelineRunId":"42","triggerMode":"3","createTime":"1700000000000","updateTime":"1700000001000",
@@ -122,7 +145,6 @@ func TestDecodeRun(t *testing.T) {
 			body: `{"pipelineRunId":9,"stages":[{"stageInfo":{"jobs":[{"id":1,"result":{"not":"a string"},"params":{"k":"v"},"actions":null}]}}]}`,
 			want: &PipelineRun{PipelineRunID: 9, Stages: []Stage{{StageInfo: &StageInfo{Jobs: []Job{{ID: 1}}}}}},
 		},
-		{name: "negative run id is a run", body: `{"pipelineRunId":-1}`, want: &PipelineRun{PipelineRunID: -1}},
 		{name: "array", body: `[{"pipelineRunId":1}]`, wantErr: "run: expected a JSON object, got a JSON array"},
 		{name: "empty array", body: `[]`, wantErr: "a JSON array"},
 		{name: "HTML", body: "<!DOCTYPE html><html><head><title>Login</title></head></html>", wantErr: "run: expected a JSON object, got HTML or XML"},
@@ -141,6 +163,13 @@ func TestDecodeRun(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			run, err := DecodeRun([]byte(tt.body))
+			if tt.apiErr != nil {
+				got, ok := err.(*Error)
+				if !ok || !reflect.DeepEqual(got, tt.apiErr) || run != nil {
+					t.Fatalf("DecodeRun = %+v, %#v; want nil, %+v", run, err, tt.apiErr)
+				}
+				return
+			}
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("DecodeRun error = %v, want one containing %q", err, tt.wantErr)
@@ -170,6 +199,7 @@ func TestDecodePipeline(t *testing.T) {
 		{name: "documented", body: `{"name":"backend-build","createTime":1700000000000,"groupId":3}`, want: &Pipeline{Name: "backend-build", CreateTime: 1700000000000}},
 		{name: "CJK name, string time", body: `{"name":"移动端构建","createTime":"1700000000000"}`, want: &Pipeline{Name: "移动端构建", CreateTime: 1700000000000}},
 		{name: "empty object", body: `{}`, want: &Pipeline{}},
+		{name: "error object", body: `{"errorCode":"SystemBusy","errorMessage":"busy"}`, wantErr: "SystemBusy: busy"},
 		{name: "empty", body: ``, wantErr: "pipeline: expected a JSON object, got an empty body"},
 		{name: "null", body: `null`, wantErr: `pipeline: expected a JSON object, got "null"`},
 		{name: "array", body: `[]`, wantErr: "got a JSON array"},

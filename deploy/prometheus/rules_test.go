@@ -3,8 +3,10 @@ package prometheus_test
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -22,11 +24,35 @@ const (
 	runbookURL     = "https://github.com/yunxiao-exporter/yunxiao_exporter/blob/main/docs/runbook.md#"
 )
 
-// TestPromtool checks the rules and runs their unit tests with promtool. It
-// is skipped when promtool is not installed, except in CI.
-func TestPromtool(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
+// promtools returns every distinct promtool found: the one on PATH (Debian's
+// 2.42 in CI), the one `go install` puts in the Go bin directory (e.g.
+// Prometheus 3.16: go install github.com/prometheus/prometheus/cmd/promtool@v0.316.0),
+// and those listed in $PROMTOOLS (colon-separated), so the rules are tested
+// on the Prometheus versions users run (3 changed range selection to
+// left-open and normalises le/quantile values). Without any, the test is skipped,
+// except in CI.
+func promtools(t *testing.T) []string {
+	t.Helper()
+	var candidates []string
+	if p, err := exec.LookPath("promtool"); err == nil {
+		candidates = append(candidates, p)
+	}
+	candidates = append(candidates, filepath.Join(goBin(), "promtool"))
+	candidates = append(candidates, filepath.SplitList(os.Getenv("PROMTOOLS"))...)
+	var out []string
+	seen := map[string]bool{}
+	for _, c := range candidates {
+		if fi, err := os.Stat(c); c == "" || err != nil || fi.IsDir() {
+			continue
+		}
+		real, err := filepath.EvalSymlinks(c)
+		if err != nil || seen[real] {
+			continue
+		}
+		seen[real] = true
+		out = append(out, c)
+	}
+	if len(out) == 0 {
 		msg := "promtool not on PATH, so alerts.yml is neither checked nor unit-tested; " +
 			"install it (Debian: apt-get install prometheus) to run this test"
 		if os.Getenv("CI") == "true" {
@@ -34,18 +60,79 @@ func TestPromtool(t *testing.T) {
 		}
 		t.Skip(msg)
 	}
-	for _, args := range [][]string{
-		{"check", "rules", alertsFile},
-		{"test", "rules", alertsTestFile},
-		{"check", "config", configFile},
-	} {
-		t.Run(strings.Join(args, "_"), func(t *testing.T) {
-			cmd := exec.Command(promtool, args...)
-			out, err := cmd.CombinedOutput()
-			if err != nil {
-				t.Fatalf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+	return out
+}
+
+// TestPromtool checks the rules and runs their unit tests with every
+// promtool found.
+func TestPromtool(t *testing.T) {
+	for i, promtool := range promtools(t) {
+		// "promtool, version 2.42.0+ds (branch: ...)"; a `go install`ed
+		// one has an empty version.
+		version, _ := exec.Command(promtool, "--version").Output()
+		name := fmt.Sprintf("promtool%d", i)
+		if f := strings.Fields(string(version)); len(f) > 2 && f[1] == "version" && !strings.HasPrefix(f[2], "(") {
+			name = f[2]
+		}
+		for _, args := range [][]string{
+			{"check", "rules", alertsFile},
+			{"test", "rules", alertsTestFile},
+			{"check", "config", configFile},
+		} {
+			t.Run(name+"/"+strings.Join(args, "_"), func(t *testing.T) {
+				cmd := exec.Command(promtool, args...)
+				out, err := cmd.CombinedOutput()
+				if err != nil {
+					t.Fatalf("%s %s: %v\n%s", promtool, strings.Join(args, " "), err, out)
+				}
+			})
+		}
+	}
+}
+
+// integerBound matches a selector of an `le` or `quantile` label by a value
+// that Prometheus 3 no longer stores: it normalises le="1" to le="1.0" (and
+// quantile likewise), so `le="1"` selects nothing there. The value may be
+// a regexp whose alternatives are checked one by one.
+var integerBound = regexp.MustCompile(`\b(le|quantile)\s*(=~|!~|!=|=)\s*\\?"([^"\\]*)\\?"`)
+
+var integerLooking = regexp.MustCompile(`^[+-]?[0-9]+$`)
+
+// TestNoIntegerLe fails on a rule or dashboard query that selects a
+// histogram bucket or a summary quantile by an integer-looking value.
+func TestNoIntegerLe(t *testing.T) {
+	files := []string{alertsFile, "../kubernetes/base/prometheusrule.yaml", "../helm/yunxiao-exporter/templates/prometheusrule.yaml"}
+	dashboards, _ := filepath.Glob("../../dashboards/*.json")
+	if len(dashboards) == 0 {
+		t.Error("no dashboards found in ../../dashboards")
+	}
+	for _, f := range append(files, dashboards...) {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range integerBound.FindAllStringSubmatch(string(data), -1) {
+			for _, alt := range strings.Split(m[3], "|") {
+				if integerLooking.MatchString(alt) {
+					t.Errorf("%s: %s selects %s=%q: Prometheus 3 stores it as %s.0; use %q", f, m[0], m[1], alt, alt, alt+".0")
+				}
 			}
-		})
+		}
+	}
+	// The check itself.
+	for in, bad := range map[string]bool{
+		`x_bucket{le="1"}`: true, `x_bucket{le = "+Inf"}`: false, `x_bucket{le=~"0.5|10"}`: true,
+		`x{quantile="0.99"}`: false, `"expr": "x_bucket{le=\"60\"}"`: true, `x{le="1.0"}`: false,
+	} {
+		got := false
+		for _, m := range integerBound.FindAllStringSubmatch(in, -1) {
+			for _, alt := range strings.Split(m[3], "|") {
+				got = got || integerLooking.MatchString(alt)
+			}
+		}
+		if got != bad {
+			t.Errorf("integer le check on %s: %v, want %v", in, got, bad)
+		}
 	}
 }
 
@@ -205,6 +292,29 @@ func TestAlertMetadata(t *testing.T) {
 	}
 }
 
+// TestAlertTables: the alert tables of the runbook and README list every
+// alert once, with its severity.
+func TestAlertTables(t *testing.T) {
+	alerts := loadAlerts(t)
+	for _, file := range []string{runbookFile, "../../README.md"} {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range alerts {
+			// | `Name` | severity | or | [Name](#anchor) | severity |
+			row := regexp.MustCompile("(?m)^\\| (?:`" + r.Alert + "`|\\[" + r.Alert + "\\]\\(#[a-z]+\\)) \\| ([a-z]+) \\|")
+			m := row.FindAllStringSubmatch(string(data), -1)
+			switch {
+			case len(m) != 1:
+				t.Errorf("%s: %d table rows for %s, want 1", file, len(m), r.Alert)
+			case m[0][1] != r.Labels["severity"]:
+				t.Errorf("%s: %s has severity %s in the table, %s in alerts.yml", file, r.Alert, m[0][1], r.Labels["severity"])
+			}
+		}
+	}
+}
+
 // TestAlertUnitTestCoverage checks that alerts_test.yml tests every alert
 // both firing and staying quiet, and names no alert that does not exist
 // (promtool would pass an empty expectation for an unknown name).
@@ -220,7 +330,13 @@ func TestAlertUnitTestCoverage(t *testing.T) {
 		known[r.Alert] = true
 	}
 	firing, quiet := map[string]int{}, map[string]int{}
+	names := map[string]bool{}
 	for i, tg := range f.Tests {
+		// One group per scenario, named for it: a generator fills them.
+		if tg.Name == "" || names[tg.Name] {
+			t.Errorf("%s: test %d: want a unique scenario name, got %q", alertsTestFile, i, tg.Name)
+		}
+		names[tg.Name] = true
 		for _, c := range tg.AlertRuleTest {
 			if !known[c.Alertname] {
 				t.Errorf("%s: test %d at %s: alertname %q is not an alert of %s", alertsTestFile, i, c.EvalTime, c.Alertname, alertsFile)
