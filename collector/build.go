@@ -1,11 +1,13 @@
 package collector
 
 import (
+	"net/url"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/proto"
@@ -27,13 +29,19 @@ type snapshot struct {
 	frozenAt int64
 }
 
-// dynamicMetric is a duration of something still running: its value is
-// now minus start, computed per scrape.
+// dynamicMetric is a value that moves with the clock: offset plus now
+// minus start, computed per scrape, never below 0 (a duration of something
+// still running has offset 0).
 type dynamicMetric struct {
 	family family
 	index  int
 	labels []*dto.LabelPair
-	start  int64 // Unix milliseconds
+	start  int64   // Unix milliseconds
+	offset float64 // seconds
+}
+
+func (d dynamicMetric) value(now int64) float64 {
+	return max(d.offset+float64(now-d.start)/1000, 0)
 }
 
 // PipelineStatus is what the landing page shows of a pipeline.
@@ -98,6 +106,15 @@ type fetchState struct {
 	history     *historyView // nil unless run history is on and started
 	lastDone    finishedRun  // the most recently finished run known
 	lastGreen   finishedRun  // the most recently finished SUCCESS run known
+	meta        pipelineMeta
+	waited      map[yunxiao.ID]bool // jobs of the latest run seen WAITING
+}
+
+// pipelineMeta is a pipeline's context for yunxiao_pipeline_info.
+type pipelineMeta struct {
+	labels map[string]string // extra labels from the config
+	deploy bool
+	tags   []string // from GetPipeline
 }
 
 // finishedRun is a finished run the exporter knows of; the zero value is
@@ -121,11 +138,9 @@ var finishedStates = []string{"CANCELED", "FAIL", "SUCCESS"}
 
 // historyView is a copy of a pipeline's run history for one snapshot.
 type historyView struct {
-	runs    map[runKey]uint64
-	keys    []runKey
-	buckets []uint64
-	sum     float64
-	count   uint64
+	runs                            map[runKey]uint64
+	keys                            []runKey
+	duration, queued, exec, restore histo
 }
 
 func (h *history) view() *historyView {
@@ -133,7 +148,7 @@ func (h *history) view() *historyView {
 		return nil
 	}
 	v := &historyView{runs: make(map[runKey]uint64, len(h.runs)), keys: h.keys(),
-		buckets: append([]uint64(nil), h.buckets...), sum: h.sum, count: h.count}
+		duration: h.duration.clone(), queued: h.queued.clone(), exec: h.exec.clone(), restore: h.restore.clone()}
 	for k, n := range h.runs {
 		v.runs[k] = n
 	}
@@ -164,12 +179,36 @@ func (b *builder) add(f family, labels []*dto.LabelPair, value float64) {
 }
 
 func (b *builder) addDynamic(f family, labels []*dto.LabelPair, start int64) {
+	b.addMoving(f, labels, moving{start: start})
+}
+
+// moving is a value of the form offset + (now − start), or a static one.
+type moving struct {
+	static bool
+	value  float64 // when static
+	start  int64   // Unix ms
+	offset float64 // seconds
+}
+
+func (b *builder) addMoving(f family, labels []*dto.LabelPair, v moving) {
+	if v.static {
+		b.add(f, labels, max(v.value, 0))
+		return
+	}
 	if b.duplicate(f, labels) {
 		return
 	}
 	m := &dto.Metric{Label: labels}
 	b.snap.families[f] = append(b.snap.families[f], m)
-	b.snap.dynamic = append(b.snap.dynamic, dynamicMetric{family: f, labels: labels, start: start})
+	b.snap.dynamic = append(b.snap.dynamic, dynamicMetric{family: f, labels: labels, start: v.start, offset: v.offset})
+}
+
+func (b *builder) addHistogram(f family, labels []*dto.LabelPair, h histo) {
+	hist := &dto.Histogram{SampleCount: proto.Uint64(h.count), SampleSum: proto.Float64(h.sum)}
+	for i, bound := range runDurationBuckets {
+		hist.Bucket = append(hist.Bucket, &dto.Bucket{UpperBound: proto.Float64(bound), CumulativeCount: proto.Uint64(h.buckets[i])})
+	}
+	b.snap.families[f] = append(b.snap.families[f], &dto.Metric{Label: labels, Histogram: hist})
 }
 
 // duplicate reports (and counts) a label set already added to family f.
@@ -242,6 +281,17 @@ func buildSnapshot(st fetchState) *snapshot {
 		if progress := lastProgress(run); progress.IsSet() {
 			b.add(famRunLastProgress, base, progress.Seconds())
 		}
+		if ph, ok := runPhases(run, st.waited); ok {
+			b.addMoving(famRunQueued, base, ph.queued)
+			b.addMoving(famRunWaiting, base, ph.waiting)
+			b.addMoving(famRunExecuting, base, ph.executing)
+		}
+		for _, src := range run.Sources {
+			b.add(famSourceInfo, sortedLabels(base,
+				label("source_name", cleanValue(src.Name)), label("source_type", cleanValue(src.Type)),
+				label("repo", cleanValue(sanitizeRepo(src.Repo))), label("branch", cleanValue(src.Branch)),
+				label("commit", cleanValue(src.Commit))), 1)
+		}
 
 		for _, stage := range run.Stages {
 			info := stage.StageInfo
@@ -271,6 +321,7 @@ func buildSnapshot(st fetchState) *snapshot {
 	if st.fetched {
 		b.add(famUp, base, boolFloat(st.up))
 	}
+	b.add(famPipelineInfo, infoLabels(base, st), 1)
 	if !st.lastSuccess.IsZero() {
 		b.add(famLastSuccess, base, float64(st.lastSuccess.UnixMilli())/1000)
 	}
@@ -293,11 +344,10 @@ func buildSnapshot(st fetchState) *snapshot {
 		for _, k := range h.keys {
 			b.add(famRunsTotal, with(label("status", k.status), label("trigger_mode", k.triggerMode)), float64(h.runs[k]))
 		}
-		hist := &dto.Histogram{SampleCount: proto.Uint64(h.count), SampleSum: proto.Float64(h.sum)}
-		for i, bound := range runDurationBuckets {
-			hist.Bucket = append(hist.Bucket, &dto.Bucket{UpperBound: proto.Float64(bound), CumulativeCount: proto.Uint64(h.buckets[i])})
-		}
-		b.snap.families[famRunCompletedDuration] = append(b.snap.families[famRunCompletedDuration], &dto.Metric{Label: base, Histogram: hist})
+		b.addHistogram(famRunCompletedDuration, base, h.duration)
+		b.addHistogram(famRunQueuedDuration, base, h.queued)
+		b.addHistogram(famRunExecutingDuration, base, h.exec)
+		b.addHistogram(famRestoreDuration, base, h.restore)
 	}
 
 	for f := range b.snap.families {
@@ -403,8 +453,186 @@ func (s *snapshot) appendFamily(dst []*dto.Metric, f family, now int64) []*dto.M
 	dst = append(dst, s.families[f]...)
 	for _, d := range s.dynamic {
 		if d.family == f {
-			dst[offset+d.index] = &dto.Metric{Label: d.labels, Gauge: &dto.Gauge{Value: proto.Float64(float64(max(now-d.start, 0)) / 1000)}}
+			dst[offset+d.index] = &dto.Metric{Label: d.labels, Gauge: &dto.Gauge{Value: proto.Float64(d.value(now))}}
 		}
 	}
 	return dst
+}
+
+// infoLabels are yunxiao_pipeline_info's labels for a pipeline, sorted.
+func infoLabels(base []*dto.LabelPair, st fetchState) []*dto.LabelPair {
+	var groups []string
+	if st.run != nil {
+		for _, g := range st.run.Groups {
+			groups = append(groups, g.Name)
+		}
+	}
+	extra := []*dto.LabelPair{
+		label("group", cleanValue(joinSorted(groups))),
+		label("tags", cleanValue(joinSorted(st.meta.tags))),
+		label("deploy", strconv.FormatBool(st.meta.deploy)),
+	}
+	for name, value := range st.meta.labels {
+		extra = append(extra, label(name, value))
+	}
+	return sortedLabels(base, extra...)
+}
+
+// sortedLabels is base plus extra, sorted by name as the exposition wants.
+func sortedLabels(base []*dto.LabelPair, extra ...*dto.LabelPair) []*dto.LabelPair {
+	out := append(append(make([]*dto.LabelPair, 0, len(base)+len(extra)), base...), extra...)
+	sort.Slice(out, func(i, j int) bool { return out[i].GetName() < out[j].GetName() })
+	return out
+}
+
+func joinSorted(items []string) string {
+	items = slices.Clone(items)
+	slices.Sort(items)
+	return strings.Join(slices.Compact(items), ",")
+}
+
+// maxLabelValue bounds a label value taken from the API: a hostile branch
+// name or tag list must not grow the exposition without bound.
+const maxLabelValue = 256
+
+// cleanValue makes an API string a label value: valid UTF-8, at most
+// maxLabelValue bytes, cut at a character boundary.
+func cleanValue(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= maxLabelValue {
+		return s
+	}
+	cut := maxLabelValue
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
+}
+
+// sanitizeRepo drops what a repository address may carry besides the
+// repository: user and password, query (tokens are passed so) and fragment.
+func sanitizeRepo(repo string) string {
+	if u, err := url.Parse(repo); err == nil && u.Scheme != "" && u.Host != "" {
+		u.User, u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = nil, "", false, "", ""
+		return u.String()
+	}
+	// scp-like user@host:path: what precedes @ may be a credential.
+	if at := strings.LastIndex(repo, "@"); at >= 0 && !strings.Contains(repo[:at], "/") {
+		return repo[at+1:]
+	}
+	return repo
+}
+
+// phases is where the latest run's time went.
+type phases struct{ queued, waiting, executing moving }
+
+// runPhases splits a run's time into queued (before its first job
+// started), waiting (jobs at a manual gate) and executing (the rest). A
+// finished run is evaluated at its end, so all three are static; while it
+// runs, exactly the active phase moves with the clock.
+func runPhases(run *yunxiao.PipelineRun, waited map[yunxiao.ID]bool) (phases, bool) {
+	create := run.CreateTime
+	if !create.IsSet() {
+		return phases{}, false
+	}
+	active := isActive(run.Status)
+	end := runEnd(run)
+	if !active && (!end.IsSet() || end < create) {
+		return phases{}, false // finished, but when is unknown
+	}
+	var firstJob yunxiao.Millis
+	var closed [][2]yunxiao.Millis
+	var openFrom yunxiao.Millis // earliest start of a job WAITING now
+	for _, s := range run.Stages {
+		if s.StageInfo == nil {
+			continue
+		}
+		for _, j := range s.StageInfo.Jobs {
+			if !j.StartTime.IsSet() {
+				continue
+			}
+			if !firstJob.IsSet() || j.StartTime < firstJob {
+				firstJob = j.StartTime
+			}
+			switch {
+			case strings.EqualFold(j.Status, "WAITING"):
+				if !openFrom.IsSet() || j.StartTime < openFrom {
+					openFrom = j.StartTime
+				}
+			case (bool(j.Gate) || waited[j.ID]) && j.EndTime.IsSet() && j.EndTime >= j.StartTime:
+				closed = append(closed, [2]yunxiao.Millis{j.StartTime, j.EndTime})
+			}
+		}
+	}
+	if !active {
+		// Evaluated at the end: nothing moves; a job still WAITING on a
+		// finished run waited until the run ended.
+		if openFrom.IsSet() {
+			closed = append(closed, [2]yunxiao.Millis{openFrom, max(end, openFrom)})
+			openFrom = 0
+		}
+		total := (end - create).Seconds()
+		var queued float64
+		if firstJob.IsSet() {
+			queued = (max(firstJob, create) - create).Seconds()
+		} else {
+			queued = total
+		}
+		waiting := unionSeconds(closed, 0)
+		return phases{
+			queued:    moving{static: true, value: queued},
+			waiting:   moving{static: true, value: waiting},
+			executing: moving{static: true, value: total - queued - waiting},
+		}, true
+	}
+	if !firstJob.IsSet() {
+		// Still queued: only that phase moves.
+		return phases{
+			queued:    moving{start: int64(create)},
+			waiting:   moving{static: true},
+			executing: moving{static: true},
+		}, true
+	}
+	queued := (max(firstJob, create) - create).Seconds()
+	if openFrom.IsSet() {
+		// Waiting now: waiting moves; executing stopped when it began.
+		before := unionSeconds(closed, openFrom)
+		return phases{
+			queued:    moving{static: true, value: queued},
+			waiting:   moving{start: int64(openFrom), offset: before},
+			executing: moving{static: true, value: (openFrom - create).Seconds() - queued - before},
+		}, true
+	}
+	waiting := unionSeconds(closed, 0)
+	return phases{
+		queued:    moving{static: true, value: queued},
+		waiting:   moving{static: true, value: waiting},
+		executing: moving{start: int64(create), offset: -queued - waiting},
+	}, true
+}
+
+// unionSeconds is the length of the union of intervals, counting only
+// what lies before limit when limit is set.
+func unionSeconds(intervals [][2]yunxiao.Millis, limit yunxiao.Millis) float64 {
+	var clipped [][2]yunxiao.Millis
+	for _, iv := range intervals {
+		if limit.IsSet() {
+			iv[1] = min(iv[1], limit)
+		}
+		if iv[1] > iv[0] {
+			clipped = append(clipped, iv)
+		}
+	}
+	sort.Slice(clipped, func(i, j int) bool { return clipped[i][0] < clipped[j][0] })
+	var total, curStart, curEnd yunxiao.Millis
+	for i, iv := range clipped {
+		if i == 0 || iv[0] > curEnd {
+			total += curEnd - curStart
+			curStart, curEnd = iv[0], iv[1]
+		} else {
+			curEnd = max(curEnd, iv[1])
+		}
+	}
+	total += curEnd - curStart
+	return total.Seconds()
 }

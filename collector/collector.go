@@ -125,6 +125,10 @@ type target struct {
 	histGap     bool     // the last listing hit its page limit (logged once)
 	lastDone    finishedRun
 	lastGreen   finishedRun
+	meta        func(name string) pipelineMeta // labels and deploy from the config, for a name
+	tags        []string                       // from GetPipeline, refreshed with the name
+	metaTried   time.Time                      // last GetPipeline for a pipeline whose name is configured
+	waited      map[yunxiao.ID]bool            // jobs of the latest run seen WAITING
 }
 
 // noteFinished records a finished run for the last-finished and
@@ -263,8 +267,13 @@ func (c *Collector) rebuildTargets() {
 			t = &target{id: id, key: strconv.FormatInt(c.seq.Add(1), 10), errors: map[yunxiao.Reason]uint64{}}
 		}
 		t.mu.Lock()
-		changed := t.configName != w.name || t.historyOn != w.history
+		changed := t.configName != w.name || t.historyOn != w.history || !isNew
 		t.configName, t.historyOn = w.name, w.history
+		cfg, pid := c.cfg, id
+		t.meta = func(name string) pipelineMeta {
+			labels, deploy := cfg.PipelineMeta(pid, name)
+			return pipelineMeta{labels: labels, deploy: deploy}
+		}
 		if isNew || changed {
 			// A new pipeline's error counters exist at 0 from now on;
 			// a changed one is relabelled now rather than at its next
@@ -351,18 +360,33 @@ func (c *Collector) fetch(api API, ttl time.Duration, t *target) {
 		return
 	}
 	t.lastAttempt, t.fetching = now, true
-	configName, name, nameTime := t.configName, t.name, t.nameTime
+	configName, name, nameTime, metaTried := t.configName, t.name, t.nameTime, t.metaTried
 	t.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(c.ctx, c.opts.FetchTimeout)
 	defer cancel()
 
-	// The name, when the config gives none: asked for rarely, kept on failure.
+	// The pipeline's name and tags: asked for once per NameTTL, kept on
+	// failure. A failure matters only while no name is known.
 	var nameErr error
-	if configName == "" && (name == "" || now.Sub(nameTime) >= c.opts.NameTTL) {
+	var tags []string
+	gotPipeline := false
+	// Without a configured name, the name is needed: asked until known,
+	// then once per NameTTL. With one, only the tags are: asked once per
+	// NameTTL whether or not the last try worked.
+	needName := configName == "" && (name == "" || now.Sub(nameTime) >= c.opts.NameTTL)
+	needTags := configName != "" && (metaTried.IsZero() || now.Sub(metaTried) >= c.opts.NameTTL)
+	if needName || needTags {
+		metaTried = now
 		var p *yunxiao.Pipeline
 		if p, nameErr = api.GetPipeline(ctx, t.id); nameErr == nil {
-			name, nameTime = p.Name, now
+			name, nameTime, tags, gotPipeline = p.Name, now, p.Tags, true
+		}
+	}
+	if configName != "" {
+		nameErr = nil // the config names it; the tags can wait
+		if name == "" {
+			name = configName
 		}
 	}
 	var run *yunxiao.PipelineRun
@@ -377,7 +401,7 @@ func (c *Collector) fetch(api API, ttl time.Duration, t *target) {
 		if nameTime.Equal(now) {
 			err = nil
 		} else if p, perr := api.GetPipeline(ctx, t.id); perr == nil {
-			err, name, nameTime = nil, p.Name, now
+			err, name, nameTime, tags, gotPipeline = nil, p.Name, now, p.Tags, true
 		} else if yunxiao.ReasonOf(perr) != yunxiao.ReasonNotFound {
 			err = perr
 		}
@@ -403,6 +427,13 @@ func (c *Collector) fetch(api API, ttl time.Duration, t *target) {
 	if nameTime.After(t.nameTime) {
 		t.name, t.nameTime = name, nameTime
 	}
+	if gotPipeline {
+		t.tags = tags
+	}
+	t.metaTried = metaTried
+	if err == nil {
+		t.waited = waitedJobs(run, t.waited)
+	}
 	if err != nil {
 		c.noteFailure(t, err)
 	} else {
@@ -422,11 +453,12 @@ func (c *Collector) fetch(api API, ttl time.Duration, t *target) {
 // historyFetch is what one refresh read for a pipeline's run history.
 type historyFetch struct {
 	on       bool
-	seeding  bool                 // first sight: listed seeds, nothing is counted
-	listed   []yunxiao.RunSummary // ListPipelineRuns since the watermark (or the seed window)
-	err      error                // of the listing
-	resolved []yunxiao.RunSummary // pending runs looked up by id
-	gone     []yunxiao.ID         // pending runs the API no longer has
+	seeding  bool                                // first sight: listed seeds, nothing is counted
+	listed   []yunxiao.RunSummary                // ListPipelineRuns since the watermark (or the seed window)
+	err      error                               // of the listing
+	resolved []yunxiao.RunSummary                // pending runs looked up by id
+	gone     []yunxiao.ID                        // pending runs the API no longer has
+	details  map[yunxiao.ID]*yunxiao.PipelineRun // full runs read, for phases
 }
 
 // fetchHistory reads what t's run history needs, outside t.mu: at first
@@ -460,19 +492,67 @@ func (c *Collector) fetchHistory(ctx context.Context, api API, t *target, latest
 	// between here and noteHistory.
 	t.mu.Lock()
 	ids := t.history.pendingLookups(hr.listed, latestID)
+	var toDetail []yunxiao.ID
+	for _, r := range hr.listed {
+		if t.history.wouldCount(r) && len(toDetail) < maxDetailLookups {
+			toDetail = append(toDetail, r.PipelineRunID)
+		}
+	}
 	t.mu.Unlock()
+	hr.details = map[yunxiao.ID]*yunxiao.PipelineRun{}
+	if latest != nil {
+		hr.details[latest.PipelineRunID] = latest
+	}
 	for _, id := range ids {
 		run, err := api.GetPipelineRun(ctx, t.id, id)
 		switch {
 		case err == nil && run != nil:
 			hr.resolved = append(hr.resolved, summaryOf(run))
+			hr.details[id] = run
 		case yunxiao.ReasonOf(err) == yunxiao.ReasonNotFound:
 			hr.gone = append(hr.gone, id)
 		case err != nil:
 			level.Debug(c.logger).Log("msg", "run history: looking up a pending run failed; will retry", "pipeline_id", t.id, "run_id", id, "err", err)
 		}
 	}
+	// The jobs of each run about to be counted, for its phases: one
+	// GetPipelineRun per finished run (the stated cost of run_history).
+	for _, id := range toDetail {
+		if hr.details[id] != nil && isFinal(hr.details[id].Status) {
+			continue
+		}
+		if run, err := api.GetPipelineRun(ctx, t.id, id); err == nil && run != nil {
+			hr.details[id] = run
+		}
+	}
 	return hr
+}
+
+// maxDetailLookups bounds the runs whose details one refresh reads for the
+// phase histograms: one page of a listing.
+const maxDetailLookups = 30
+
+// waitedJobs returns the jobs of run seen WAITING, now or at an earlier
+// fetch of the same run: their time counts as waiting once they end.
+func waitedJobs(run *yunxiao.PipelineRun, before map[yunxiao.ID]bool) map[yunxiao.ID]bool {
+	if run == nil {
+		return nil
+	}
+	var out map[yunxiao.ID]bool
+	for _, s := range run.Stages {
+		if s.StageInfo == nil {
+			continue
+		}
+		for _, j := range s.StageInfo.Jobs {
+			if j.ID != 0 && (before[j.ID] || strings.EqualFold(j.Status, "WAITING")) {
+				if out == nil {
+					out = map[yunxiao.ID]bool{}
+				}
+				out[j.ID] = true
+			}
+		}
+	}
+	return out
 }
 
 // summaryOf is a run as a listing would show it.
@@ -506,6 +586,7 @@ func (c *Collector) noteHistory(t *target, latest *yunxiao.PipelineRun, hr histo
 	t.histCause = ""
 	if hr.seeding {
 		t.history.start(yunxiao.Millis(c.now().UnixMilli()), latest)
+		t.history.seed(hr.listed)
 		for _, r := range hr.listed {
 			t.noteFinished(r.PipelineRunID, r.Status, r.StartTime, r.EndTime)
 		}
@@ -530,6 +611,16 @@ func (c *Collector) noteHistory(t *target, latest *yunxiao.PipelineRun, hr histo
 		t.history.forget(id)
 	}
 	t.history.observe(runs)
+	for _, r := range t.history.lastCounted {
+		run := hr.details[r.PipelineRunID]
+		if run == nil || !isFinal(run.Status) {
+			continue // not read this refresh: counted, phases unknown
+		}
+		if ph, ok := runPhases(run, nil); ok {
+			t.history.queued.observe(ph.queued.value)
+			t.history.exec.observe(max(ph.executing.value, 0))
+		}
+	}
 	for _, r := range runs {
 		t.noteFinished(r.PipelineRunID, r.Status, r.StartTime, r.EndTime)
 	}
@@ -573,20 +664,24 @@ func (t *target) publish() {
 	if t.historyOn {
 		hv = t.history.view()
 	}
+	var meta pipelineMeta
+	if t.meta != nil {
+		meta = t.meta(name)
+	}
+	meta.tags = t.tags
 	t.snap.Store(buildSnapshot(fetchState{
 		id: t.id, name: name, run: t.run, fetched: t.fetched, up: t.up,
 		lastSuccess: t.lastSuccess, lastError: t.lastError, errors: errs, history: hv,
-		lastDone: t.lastDone, lastGreen: t.lastGreen,
+		lastDone: t.lastDone, lastGreen: t.lastGreen, meta: meta, waited: t.waited,
 	}))
 }
 
-// Describe implements prometheus.Collector.
-func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range c.descs {
-		ch <- d
-	}
-	ch <- c.scrape
-}
+// Describe implements prometheus.Collector. It describes nothing, which
+// makes the collector unchecked: yunxiao_pipeline_info's label names come
+// from the config (pipelines[].labels, discovery.labels) and change on
+// reload, which no fixed Desc can say. The series are still checked for
+// validity and consistency when gathered.
+func (c *Collector) Describe(chan<- *prometheus.Desc) {}
 
 // Collect implements prometheus.Collector: it refreshes within the default
 // scrape timeout and sends every pipeline's metrics.

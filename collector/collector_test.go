@@ -273,6 +273,16 @@ func TestGolden(t *testing.T) {
 			},
 		},
 		{
+			// Issue 11: two sources (one without branch), credentials in
+			// the repository address and beside it, a hostile CJK branch,
+			// and groups: only safe values are exported.
+			name: "sources", fixture: "sources.json", pipelines: "  - id: 42\n    name: backend-build\n",
+		},
+		{
+			// Issue 11: nothing started yet: only queued time moves.
+			name: "queued", fixture: "queued.json", pipelines: "  - id: 42\n    name: backend-build\n",
+		},
+		{
 			name: "name-from-api", fixture: "success.json", pipelines: "  - id: 1001\n",
 			sim: []flowsim.Pipeline{{ID: 1001, Name: "named-by-GetPipeline"}},
 		},
@@ -313,5 +323,68 @@ func TestGolden(t *testing.T) {
 				t.Errorf("promlint: %v %v", err, problems)
 			}
 		})
+	}
+}
+
+// TestInfoLabelsFollowReload (issue 11): a pipeline's extra labels come
+// from the config; after a reload that changes them, the old info series
+// is gone, not left beside the new one.
+func TestInfoLabelsFollowReload(t *testing.T) {
+	e := newTestEnv(t, "  - id: 42\n    name: backend-build\n    labels: {team: payments, env: prod}\n    deploy: true\n")
+	e.pinFixture(42, "sources.json")
+	before := exposition(t, e.coll)
+	want := `yunxiao_pipeline_info{deploy="true",env="prod",group="backend,payments",pipeline_id="42",pipeline_name="backend-build",tags="",team="payments"} 1`
+	if !strings.Contains(before, want) {
+		t.Errorf("info before the reload:\n%s\nwant %s", grepLines(before, "yunxiao_pipeline_info"), want)
+	}
+	e.apply("  - id: 42\n    name: backend-build\n    labels: {team: checkout}\n", "org-1")
+	after := grepLines(exposition(t, e.coll), "yunxiao_pipeline_info{")
+	want = `yunxiao_pipeline_info{deploy="false",group="backend,payments",pipeline_id="42",pipeline_name="backend-build",tags="",team="checkout"} 1`
+	if after != want {
+		t.Errorf("info after the reload:\n%s\nwant\n%s", after, want)
+	}
+}
+
+// TestPhasesMoveOnlyWhileActive (issue 11): of queued, waiting and
+// executing, only the phase the run is in moves with the clock.
+func TestPhasesMoveOnlyWhileActive(t *testing.T) {
+	cases := []struct {
+		fixture string
+		moving  string // the one that grows by the 60 s the clock moves
+	}{
+		{"queued.json", "yunxiao_pipeline_run_queued_seconds"},
+		{"approval-waiting.json", "yunxiao_pipeline_run_waiting_seconds"},
+		{"running.json", "yunxiao_pipeline_run_executing_seconds"},
+		{"success.json", ""},
+	}
+	names := []string{"yunxiao_pipeline_run_queued_seconds", "yunxiao_pipeline_run_waiting_seconds", "yunxiao_pipeline_run_executing_seconds"}
+	for _, tc := range cases {
+		e := newTestEnv(t, "  - id: 42\n    name: p\n")
+		e.pinFixture(42, tc.fixture)
+		e.refresh()
+		value := func(name string) float64 {
+			for _, mf := range e.coll.Families() {
+				if mf.GetName() == name {
+					return mf.Metric[0].GetGauge().GetValue()
+				}
+			}
+			t.Fatalf("%s: %s not exported", tc.fixture, name)
+			return 0
+		}
+		var first []float64
+		for _, n := range names {
+			first = append(first, value(n))
+		}
+		e.clock.Add(20 * time.Second) // within cache_ttl: the same snapshot, a later clock
+		for i, n := range names {
+			grew := value(n) - first[i]
+			want := 0.0
+			if n == tc.moving {
+				want = 20
+			}
+			if grew != want {
+				t.Errorf("%s: %s moved by %g s in 20 s, want %g", tc.fixture, n, grew, want)
+			}
+		}
 	}
 }

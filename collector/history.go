@@ -2,6 +2,7 @@ package collector
 
 import (
 	"sort"
+	"strings"
 
 	"github.com/yunxiao-exporter/yunxiao_exporter/yunxiao"
 )
@@ -58,21 +59,52 @@ type history struct {
 	counted   map[yunxiao.ID]yunxiao.Millis // counted runs still inside the query window: id -> start
 
 	runs     map[runKey]uint64
-	buckets  []uint64 // cumulative counts per runDurationBuckets bound
-	sum      float64
-	count    uint64
-	observed int // runs counted, for tests and logs
-	lookup   int // rotates pending lookups when more are pending than one refresh looks up
+	duration histo // of every counted run with a start and an end
+	queued   histo // of counted runs whose details were read (GetPipelineRun)
+	exec     histo // likewise
+	restore  histo // red (first FAIL after a SUCCESS) until green again
+	observed int   // runs counted, for tests and logs
+	lookup   int   // rotates pending lookups when more are pending than one refresh looks up
+
+	// Restore state: whether the last finished run known is green, and
+	// since when it is red (the end of the first FAIL after a SUCCESS).
+	greenKnown bool
+	redSince   yunxiao.Millis
+
+	lastCounted []yunxiao.RunSummary // what the last observe counted
+}
+
+// histo is a cumulative histogram over runDurationBuckets.
+type histo struct {
+	buckets []uint64
+	sum     float64
+	count   uint64
+}
+
+func newHisto() histo { return histo{buckets: make([]uint64, len(runDurationBuckets))} }
+
+func (h *histo) observe(seconds float64) {
+	h.sum += seconds
+	h.count++
+	for i, bound := range runDurationBuckets {
+		if seconds <= bound {
+			h.buckets[i]++
+		}
+	}
+}
+
+func (h histo) clone() histo {
+	return histo{buckets: append([]uint64(nil), h.buckets...), sum: h.sum, count: h.count}
 }
 
 type runKey struct{ status, triggerMode string }
 
 func newHistory() *history {
 	h := &history{
-		pending: map[yunxiao.ID]yunxiao.Millis{},
-		counted: map[yunxiao.ID]yunxiao.Millis{},
-		runs:    map[runKey]uint64{},
-		buckets: make([]uint64, len(runDurationBuckets)),
+		pending:  map[yunxiao.ID]yunxiao.Millis{},
+		counted:  map[yunxiao.ID]yunxiao.Millis{},
+		runs:     map[runKey]uint64{},
+		duration: newHisto(), queued: newHisto(), exec: newHisto(), restore: newHisto(),
 	}
 	for _, status := range initialRunStatuses {
 		for _, mode := range initialTriggerMode {
@@ -141,6 +173,7 @@ func (h *history) isPending(id yunxiao.ID) bool {
 // finished ones; it returns how many it counted.
 func (h *history) observe(runs []yunxiao.RunSummary) int {
 	n := 0
+	h.lastCounted = h.lastCounted[:0]
 	newest := h.watermark
 	for _, r := range runs {
 		if r.PipelineRunID == 0 {
@@ -166,8 +199,10 @@ func (h *history) observe(runs []yunxiao.RunSummary) int {
 		delete(h.pending, r.PipelineRunID)
 		h.counted[r.PipelineRunID] = r.StartTime
 		h.count1(r)
+		h.lastCounted = append(h.lastCounted, r)
 		n++
 	}
+	h.replay(h.lastCounted, true)
 	// Runs started before the newest listed one are all known now (counted
 	// or pending), so the next listing can start there; the counted ones at
 	// or after it stay remembered so that they are not counted again.
@@ -196,12 +231,54 @@ func (h *history) count1(r yunxiao.RunSummary) {
 	if !r.StartTime.IsSet() || !r.EndTime.IsSet() || r.EndTime < r.StartTime {
 		return // counted, but no duration to observe
 	}
-	d := (r.EndTime - r.StartTime).Seconds()
-	h.sum += d
-	h.count++
-	for i, bound := range runDurationBuckets {
-		if d <= bound {
-			h.buckets[i]++
+	h.duration.observe((r.EndTime - r.StartTime).Seconds())
+}
+
+// wouldCount reports whether observe would count r now: a finished run
+// not yet counted that was pending or started at or after the watermark.
+func (h *history) wouldCount(r yunxiao.RunSummary) bool {
+	if r.PipelineRunID == 0 || !isFinal(r.Status) {
+		return false
+	}
+	if _, done := h.counted[r.PipelineRunID]; done {
+		return false
+	}
+	return h.isPending(r.PipelineRunID) || r.StartTime >= h.watermark
+}
+
+// seed replays the runs listed at first sight through the restore state,
+// observing nothing: it learns whether the pipeline is red, and since when,
+// so that a recovery after a restart of the exporter is observed once.
+func (h *history) seed(runs []yunxiao.RunSummary) { h.replay(runs, false) }
+
+// replay moves the restore state through finished runs in the order they
+// ended: the first FAIL after a SUCCESS starts a red spell, the next
+// SUCCESS ends it (and, when observing, its length is one time to restore).
+// CANCELED and other final statuses change nothing.
+func (h *history) replay(runs []yunxiao.RunSummary, observe bool) {
+	ordered := make([]yunxiao.RunSummary, 0, len(runs))
+	for _, r := range runs {
+		if isFinal(r.Status) && r.EndTime.IsSet() {
+			ordered = append(ordered, r)
+		}
+	}
+	sort.SliceStable(ordered, func(i, j int) bool {
+		if ordered[i].EndTime != ordered[j].EndTime {
+			return ordered[i].EndTime < ordered[j].EndTime
+		}
+		return ordered[i].PipelineRunID < ordered[j].PipelineRunID
+	})
+	for _, r := range ordered {
+		switch strings.ToUpper(r.Status) {
+		case "SUCCESS":
+			if h.redSince.IsSet() && observe && r.EndTime >= h.redSince {
+				h.restore.observe((r.EndTime - h.redSince).Seconds())
+			}
+			h.greenKnown, h.redSince = true, 0
+		case "FAIL", "FAILED":
+			if h.greenKnown && !h.redSince.IsSet() {
+				h.redSince = r.EndTime
+			}
 		}
 	}
 }

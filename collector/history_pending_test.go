@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -239,5 +240,123 @@ func TestRunHistoryGapLoggedOnce(t *testing.T) {
 	refreshNow(c)
 	if !strings.Contains(logs.String(), "fit their page limit again") {
 		t.Error("the end of the gap is not logged")
+	}
+}
+
+// restoreLines returns the time-to-restore histogram's count and sum.
+func restoreLines(t *testing.T, c *Collector) string {
+	t.Helper()
+	return lines(t, c, "yunxiao_pipeline_restore_duration_seconds_count", "yunxiao_pipeline_restore_duration_seconds_sum")
+}
+
+func restoreWant(count int, sum float64) string {
+	return fmt.Sprintf(`yunxiao_pipeline_restore_duration_seconds_sum{pipeline_id="5",pipeline_name="p"} %g
+yunxiao_pipeline_restore_duration_seconds_count{pipeline_id="5",pipeline_name="p"} %d`, sum, count)
+}
+
+// finish adds a finished run to api as the latest, 10 minutes after the
+// previous one, each taking 2 minutes; it returns the run's end.
+func finish(api *scriptAPI, clock *fakeClock, id yunxiao.ID, status string) time.Time {
+	clock.Add(10 * time.Minute)
+	start := clock.Now().Add(-2 * time.Minute)
+	api.set(scriptRun(id, status, start, clock.Now()), true)
+	return clock.Now()
+}
+
+// TestTimeToRestoreExactlyOnce (issue 11): red from the end of the first
+// FAIL after a SUCCESS until the end of the next SUCCESS, observed once,
+// however many failures, scrapes, reloads or exporter restarts lie between.
+func TestTimeToRestoreExactlyOnce(t *testing.T) {
+	t.Run("several failures in a row, a reload among them", func(t *testing.T) {
+		api := &scriptAPI{}
+		api.set(scriptRun(1, "SUCCESS", testNow.Add(-time.Hour), testNow.Add(-50*time.Minute)), true)
+		c, clock, _ := newScriptEnv(t, api, "run_history: true\n")
+		refreshNow(c)
+		redAt := finish(api, clock, 2, "FAIL")
+		refreshNow(c)
+		finish(api, clock, 3, "FAIL")
+		refreshNow(c)
+		// A reload keeps the history and its red spell.
+		cfg, err := config.Load([]byte("yunxiao:\n  endpoint: http://127.0.0.1:1\n  organization_id: o\n  token: pt-x\ncache_ttl: 30s\nrun_history: true\npipelines:\n  - id: 5\n    name: p\n"), "test.yml", config.LoadOptions{Getenv: func(string) string { return "" }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.SetAPI(api, cfg); err != nil {
+			t.Fatal(err)
+		}
+		finish(api, clock, 4, "CANCELED") // neither red nor green
+		refreshNow(c)
+		greenAt := finish(api, clock, 5, "SUCCESS")
+		for range 3 {
+			refreshNow(c)
+			clock.Add(31 * time.Second)
+		}
+		if got, want := restoreLines(t, c), restoreWant(1, greenAt.Sub(redAt).Seconds()); got != want {
+			t.Errorf("got\n%s\nwant\n%s", got, want)
+		}
+		// Green stays green: another SUCCESS observes nothing more.
+		finish(api, clock, 6, "SUCCESS")
+		refreshNow(c)
+		if got, want := restoreLines(t, c), restoreWant(1, greenAt.Sub(redAt).Seconds()); got != want {
+			t.Errorf("after another success:\n%s\nwant\n%s", got, want)
+		}
+	})
+	t.Run("recovery across an exporter restart", func(t *testing.T) {
+		api := &scriptAPI{}
+		api.set(scriptRun(1, "SUCCESS", testNow.Add(-3*time.Hour), testNow.Add(-170*time.Minute)), true)
+		api.set(scriptRun(2, "FAIL", testNow.Add(-2*time.Hour), testNow.Add(-110*time.Minute)), true)
+		api.set(scriptRun(3, "SUCCESS", testNow.Add(-90*time.Minute), testNow.Add(-80*time.Minute)), true) // recovered before the restart
+		redAt := testNow.Add(-20 * time.Minute)
+		api.set(scriptRun(4, "FAIL", testNow.Add(-30*time.Minute), redAt), true)
+		api.set(scriptRun(5, "FAIL", testNow.Add(-15*time.Minute), testNow.Add(-10*time.Minute)), true)
+		// The restarted exporter's first sight: it learns it is red since run 4.
+		c, clock, _ := newScriptEnv(t, api, "run_history: true\n")
+		refreshNow(c)
+		if got, want := restoreLines(t, c), restoreWant(0, 0); got != want {
+			t.Errorf("at first sight (the recovery before the restart is not observed again):\n%s\nwant\n%s", got, want)
+		}
+		greenAt := finish(api, clock, 6, "SUCCESS")
+		refreshNow(c)
+		if got, want := restoreLines(t, c), restoreWant(1, greenAt.Sub(redAt).Seconds()); got != want {
+			t.Errorf("after the recovery:\n%s\nwant\n%s", got, want)
+		}
+	})
+	t.Run("never green: no restore to measure", func(t *testing.T) {
+		api := &scriptAPI{}
+		api.set(scriptRun(1, "FAIL", testNow.Add(-time.Hour), testNow.Add(-50*time.Minute)), true)
+		c, clock, _ := newScriptEnv(t, api, "run_history: true\n")
+		refreshNow(c)
+		finish(api, clock, 2, "SUCCESS")
+		refreshNow(c)
+		if got, want := restoreLines(t, c), restoreWant(0, 0); got != want {
+			t.Errorf("a first success after failures with no earlier success:\n%s\nwant\n%s", got, want)
+		}
+	})
+}
+
+// TestPhaseHistograms (issue 11): with run history, each counted run's
+// queued and executing time is observed once, from its details.
+func TestPhaseHistograms(t *testing.T) {
+	api := &scriptAPI{}
+	api.set(scriptRun(1, "SUCCESS", testNow.Add(-time.Hour), testNow.Add(-50*time.Minute)), true)
+	c, clock, _ := newScriptEnv(t, api, "run_history: true\n")
+	refreshNow(c)
+	clock.Add(10 * time.Minute)
+	start := clock.Now().Add(-5 * time.Minute)
+	run := scriptRun(2, "SUCCESS", start, clock.Now())
+	run.Stages = []yunxiao.Stage{{Index: "0", Name: "s", StageInfo: &yunxiao.StageInfo{Status: "SUCCESS", StartTime: ms(start.Add(time.Minute)), EndTime: ms(clock.Now()),
+		Jobs: []yunxiao.Job{{ID: 1, Status: "SUCCESS", StartTime: ms(start.Add(time.Minute)), EndTime: ms(clock.Now())}}}}}
+	api.set(run, true)
+	for range 3 {
+		refreshNow(c)
+		clock.Add(31 * time.Second)
+	}
+	want := `yunxiao_pipeline_run_executing_duration_seconds_sum{pipeline_id="5",pipeline_name="p"} 240
+yunxiao_pipeline_run_executing_duration_seconds_count{pipeline_id="5",pipeline_name="p"} 1
+yunxiao_pipeline_run_queued_duration_seconds_sum{pipeline_id="5",pipeline_name="p"} 60
+yunxiao_pipeline_run_queued_duration_seconds_count{pipeline_id="5",pipeline_name="p"} 1`
+	if got := lines(t, c, "yunxiao_pipeline_run_executing_duration_seconds_sum", "yunxiao_pipeline_run_executing_duration_seconds_count",
+		"yunxiao_pipeline_run_queued_duration_seconds_sum", "yunxiao_pipeline_run_queued_duration_seconds_count"); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 }

@@ -108,13 +108,13 @@ func TestHistoryDurations(t *testing.T) {
 		run(4, "UNKOWN", t0+3*minute, t0+4*minute),       // not a final status: pending
 		run(5, "SUCCESS", t0+5*minute, t0+4*minute),      // ends before it starts: no duration
 	})
-	if h.observed != 4 || h.count != 2 || h.sum != 45+1200 {
-		t.Fatalf("observed %d, durations %d summing %g", h.observed, h.count, h.sum)
+	if h.observed != 4 || h.duration.count != 2 || h.duration.sum != 45+1200 {
+		t.Fatalf("observed %d, durations %d summing %g", h.observed, h.duration.count, h.duration.sum)
 	}
 	want := map[float64]uint64{30: 0, 60: 1, 600: 1, 1200: 2, 21600: 2}
 	for i, bound := range runDurationBuckets {
-		if w, ok := want[bound]; ok && h.buckets[i] != w {
-			t.Errorf("bucket le=%g: %d, want %d", bound, h.buckets[i], w)
+		if w, ok := want[bound]; ok && h.duration.buckets[i] != w {
+			t.Errorf("bucket le=%g: %d, want %d", bound, h.duration.buckets[i], w)
 		}
 	}
 	if _, pending := h.pending[4]; !pending {

@@ -28,6 +28,14 @@ const (
 	famFetchErrors
 	famRunsTotal
 	famRunCompletedDuration
+	famPipelineInfo
+	famSourceInfo
+	famRunQueued
+	famRunWaiting
+	famRunExecuting
+	famRunQueuedDuration
+	famRunExecutingDuration
+	famRestoreDuration
 	numFamilies
 )
 
@@ -103,6 +111,30 @@ var metricDefs = [numFamilies]MetricDef{
 		dto.MetricType_COUNTER, append(append([]string{}, pipelineLabels...), "status", "trigger_mode")},
 	famRunCompletedDuration: {"yunxiao_pipeline_run_completed_duration_seconds",
 		"Durations of the pipeline's finished runs (end minus start), each observed once, from ListPipelineRuns since the exporter first saw the pipeline (run_history only).",
+		dto.MetricType_HISTOGRAM, pipelineLabels},
+	famPipelineInfo: {"yunxiao_pipeline_info",
+		"1 for every watched pipeline, with its context: group (the latest run's groups, comma-joined), tags (GetPipeline's tagList, refreshed with the name every hour), deploy (true for pipelines marked as deployments) and the extra labels the config gives it (pipelines[].labels, discovery.labels). Join on pipeline_id to carry them to other series.",
+		dto.MetricType_GAUGE, []string{"deploy", "group", "pipeline_id", "pipeline_name", "tags"}},
+	famSourceInfo: {"yunxiao_pipeline_run_source_info",
+		"1 for each code source of the latest run: its name, type, repository (without credentials, query or fragment), branch and commit (empty when the API gives none)." + cached,
+		dto.MetricType_GAUGE, []string{"branch", "commit", "pipeline_id", "pipeline_name", "repo", "source_name", "source_type"}},
+	famRunQueued: {"yunxiao_pipeline_run_queued_seconds",
+		"Time the latest run waited before its first job started: createTime to the first job's start, or now minus createTime while none has started (frozen while the data is stale)." + cached,
+		dto.MetricType_GAUGE, pipelineLabels},
+	famRunWaiting: {"yunxiao_pipeline_run_waiting_seconds",
+		"Time the latest run's jobs spent WAITING (manual gates, approvals): the union of the intervals of jobs that are WAITING (until now), offer approval actions, or were seen WAITING by this exporter (best effort across its restarts)." + cached,
+		dto.MetricType_GAUGE, pipelineLabels},
+	famRunExecuting: {"yunxiao_pipeline_run_executing_seconds",
+		"Time the latest run spent executing: its duration minus queued and waiting time; it grows only while the run is neither queued nor waiting." + cached,
+		dto.MetricType_GAUGE, pipelineLabels},
+	famRunQueuedDuration: {"yunxiao_pipeline_run_queued_duration_seconds",
+		"Queued time (createTime to the first job's start) of the pipeline's finished runs, each observed once, read with one GetPipelineRun per finished run (run_history only; at most 30 runs per refresh are read, so its count can trail runs_total).",
+		dto.MetricType_HISTOGRAM, pipelineLabels},
+	famRunExecutingDuration: {"yunxiao_pipeline_run_executing_duration_seconds",
+		"Executing time (duration minus queued and approval-gate time) of the pipeline's finished runs, each observed once, read like yunxiao_pipeline_run_queued_duration_seconds (run_history only).",
+		dto.MetricType_HISTOGRAM, pipelineLabels},
+	famRestoreDuration: {"yunxiao_pipeline_restore_duration_seconds",
+		"Time to restore: from the end of the first FAIL run after a SUCCESS to the end of the next SUCCESS run, each recovery observed once, from ListPipelineRuns (run_history only; the red spell in progress at first sight is learnt from the last 7 days of runs).",
 		dto.MetricType_HISTOGRAM, pipelineLabels},
 }
 

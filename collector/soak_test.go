@@ -101,8 +101,9 @@ func TestSoak(t *testing.T) {
 	}
 
 	// API cost: a fetch per pipeline per cache_ttl of fake time (the first
-	// round fetches too); a failing fetch may retry within itself.
-	maxFetches := int64(rounds*step/(30*time.Second)) + 1
+	// round fetches too), plus one GetPipeline for its tags per NameTTL; a
+	// failing fetch may retry within itself.
+	maxFetches := int64(rounds*step/(30*time.Second)) + 1 + 1
 	var healthyMax, faultyMax int64
 	for i := 0; i < pipelines; i++ {
 		id := int64(5000 + i)

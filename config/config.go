@@ -47,10 +47,11 @@ type Config struct {
 	Discovery  Discovery `yaml:"discovery"`
 
 	// Filled in by Load, not read from the file.
-	token      string      // the resolved token; never printed
-	tls        *tls.Config // built from Yunxiao.TLSConfig
-	Warnings   []string    `yaml:"-"` // things worth logging that are not errors
-	SourceFile string      `yaml:"-"`
+	token      string        // the resolved token; never printed
+	tls        *tls.Config   // built from Yunxiao.TLSConfig
+	byID       map[int64]int // pipeline id -> index in Pipelines
+	Warnings   []string      `yaml:"-"` // things worth logging that are not errors
+	SourceFile string        `yaml:"-"`
 }
 
 // Yunxiao is how to reach and authenticate to the Flow API.
@@ -77,6 +78,12 @@ type Pipeline struct {
 	ID         int64  `yaml:"id"`
 	Name       string `yaml:"name"`
 	RunHistory *bool  `yaml:"run_history"` // nil: the global run_history
+	// Labels are extra labels of yunxiao_pipeline_info; they win over
+	// discovery.labels rules for the same name.
+	Labels map[string]string `yaml:"labels,omitempty"`
+	// Deploy marks the pipeline as a deployment; nil leaves it to the
+	// discovery.labels rules (false when none says).
+	Deploy *bool `yaml:"deploy,omitempty"`
 }
 
 // HistoryEnabled reports whether run history is counted for p under c.
@@ -96,6 +103,11 @@ type Discovery struct {
 	// Empty include means every pipeline.
 	Include []Regexp `yaml:"include"`
 	Exclude []Regexp `yaml:"exclude"`
+	// Labels are rules that give extra labels (and the deploy flag) by
+	// name to every watched pipeline, configured or discovered, in order:
+	// a later rule wins over an earlier one. They apply even when
+	// discovery is not enabled.
+	Labels []LabelRule `yaml:"labels,omitempty"`
 }
 
 // DefaultDiscoveryInterval is how often discovery lists pipelines.
@@ -312,5 +324,6 @@ func (c *Config) validate() []fieldError {
 		}
 		seen[p.ID] = i
 	}
+	errs = append(errs, c.validateLabels()...)
 	return errs
 }

@@ -110,6 +110,23 @@ func TestLoadInvalid(t *testing.T) {
 		{"invalid-discovery-regexp.yml", "testdata/invalid-discovery-regexp.yml:8: discovery.include[1]: invalid regular expression \"backend-(\": missing closing ): `^(?:backend-()$`"},
 		{"invalid-discovery-interval.yml", `testdata/invalid-discovery-interval.yml:6: discovery.refresh_interval: must be positive, not 0s`},
 
+		// Extra labels and the deploy flag.
+		{"invalid-label-name.yml", `testdata/invalid-label-name.yml:8: pipelines[0].labels.9team: "9team" is not a valid label name (letters, digits and _, not starting with a digit)`},
+		{"invalid-label-reserved.yml", `testdata/invalid-label-reserved.yml:8: pipelines[0].labels.job: "job" is reserved`},
+		{"invalid-label-dunder.yml", `testdata/invalid-label-dunder.yml:7: discovery.labels[0].labels.__x: "__x" is reserved: names starting with __ are for Prometheus' own use`},
+		{"invalid-labels-too-many.yml", `testdata/invalid-labels-too-many.yml:6: pipelines[0].labels: 11 labels, at most 10 (each is a label of yunxiao_pipeline_info)`},
+		{"invalid-labels-too-many-rule.yml", `testdata/invalid-labels-too-many-rule.yml:8: discovery.labels[0].labels: 11 labels, at most 10 (each is a label of yunxiao_pipeline_info)`},
+		{"invalid-labels-too-many-total.yml", `testdata/invalid-labels-too-many-total.yml:16: pipelines[1].labels.zone: one label name too many: pipelines[].labels and discovery.labels together may name at most 10, each a label of yunxiao_pipeline_info (already cost_center, domain, env, owner, product, region, service, squad, team, tier)`},
+		{"invalid-label-value-too-long.yml", `testdata/invalid-label-value-too-long.yml:8: pipelines[0].labels.note: value is 129 bytes, at most 128`},
+		{"invalid-label-value-utf8.yml", `testdata/invalid-label-value-utf8.yml:7: pipelines[0].labels.team: value is not valid UTF-8`},
+		{"invalid-label-value-empty.yml", `testdata/invalid-label-value-empty.yml:7: pipelines[0].labels.team: empty value: give one, or remove the label`},
+		{"invalid-label-rule-regexp.yml", "testdata/invalid-label-rule-regexp.yml:8: discovery.labels[1].match: invalid regular expression \"payments-(\": missing closing ): `^(?:payments-()$`"},
+		{"invalid-label-rule-no-match.yml", `testdata/invalid-label-rule-no-match.yml:6: discovery.labels[0].match: is required: an anchored regular expression on the pipeline name`},
+		{"invalid-label-rule-empty.yml", `testdata/invalid-label-rule-empty.yml:6: discovery.labels[0]: sets neither labels nor deploy`},
+		{"invalid-label-rule-unknown-key.yml", `testdata/invalid-label-rule-unknown-key.yml:7: discovery.labels[0].lables: unknown key`},
+		{"invalid-labels-not-mapping.yml", "testdata/invalid-labels-not-mapping.yml:6: pipelines[0].labels: cannot unmarshal !!seq as a mapping of keys"},
+		{"invalid-deploy-type.yml", "testdata/invalid-deploy-type.yml:6: pipelines[0].deploy: cannot unmarshal !!str `maybe` as true or false"},
+
 		// The token.
 		{"invalid-token-and-token-file.yml", `testdata/invalid-token-and-token-file.yml:4: yunxiao.token_file: set either token or token_file, not both`},
 		{"invalid-token-file-missing.yml", `testdata/invalid-token-file-missing.yml:3: yunxiao.token_file: cannot read testdata/no-such-token.txt: no such file or directory`},
@@ -400,6 +417,14 @@ type resolved struct {
 	ProxyURL       string
 	CacheTTL       time.Duration
 	Pipelines      []Pipeline
+	LabelRules     []labelRule
+}
+
+// labelRule is a LabelRule as a test compares it.
+type labelRule struct {
+	Match  string
+	Labels map[string]string
+	Deploy *bool
 }
 
 func resolvedOf(cfg *Config) resolved {
@@ -418,6 +443,9 @@ func resolvedOf(cfg *Config) resolved {
 		ServerName:     y.TLSConfig.ServerName,
 		CacheTTL:       time.Duration(cfg.CacheTTL),
 		Pipelines:      cfg.Pipelines,
+	}
+	for _, lr := range cfg.Discovery.Labels {
+		r.LabelRules = append(r.LabelRules, labelRule{lr.Match.original, lr.Labels, lr.Deploy})
 	}
 	if y.ProxyURL.URL != nil {
 		r.ProxyURL = y.ProxyURL.String()
@@ -454,7 +482,7 @@ func TestLoadValid(t *testing.T) {
 		}
 		return r
 	}
-	no := false
+	no, yes := false, true
 	cases := []struct {
 		file string
 		env  string
@@ -510,8 +538,32 @@ func TestLoadValid(t *testing.T) {
 				ServerName:     "openapi-rdc.aliyuncs.com",
 				ProxyURL:       "http://proxy.internal:3128",
 				CacheTTL:       2 * time.Minute,
-				Pipelines:      []Pipeline{{ID: 123, Name: "backend-build"}, {ID: 456, Name: "frontend-build"}, {ID: 9007199254740993}},
+				Pipelines: []Pipeline{
+					{ID: 123, Name: "backend-build", Labels: map[string]string{"team": "payments", "env": "prod"}, Deploy: &yes},
+					{ID: 456, Name: "frontend-build", Deploy: &no},
+					{ID: 9007199254740993},
+				},
 			},
+		},
+		{
+			file: "valid-labels.yml",
+			want: defaults(resolved{
+				OrganizationID: "60d54f3daccf2bbd6659f3ad",
+				Token:          fileToken,
+				Pipelines: []Pipeline{
+					{ID: 1, Name: "payments-build"},
+					{ID: 2, Name: "payments-deploy", Labels: map[string]string{"team": "checkout", "owner": "张三"}},
+					{ID: 3, Name: "payments-sandbox-deploy"},
+					{ID: 4, Name: "payments-prod-deploy", Deploy: &no},
+					{ID: 5, Labels: map[string]string{"team": "search"}, Deploy: &yes},
+					{ID: 6},
+				},
+				LabelRules: []labelRule{
+					{"payments-.*", map[string]string{"team": "payments", "tier": "backend"}, &yes},
+					{".*-deploy", map[string]string{"env": "prod"}, nil},
+					{"payments-sandbox-deploy", map[string]string{"env": "sandbox"}, &no},
+				},
+			}),
 		},
 		{
 			file: "valid-inline-token.yml",
@@ -813,7 +865,7 @@ func TestPrintingHidesToken(t *testing.T) {
 // TestStringLoadsBack: String() is itself a config that loads to the same
 // values (for a config whose token is not inline, which it hides).
 func TestStringLoadsBack(t *testing.T) {
-	for _, file := range []string{"valid-minimal.yml", "valid-region.yml", "valid-full.yml"} {
+	for _, file := range []string{"valid-minimal.yml", "valid-region.yml", "valid-full.yml", "valid-labels.yml"} {
 		t.Run(file, func(t *testing.T) {
 			cfg, err := LoadFile(filepath.Join("testdata", file), LoadOptions{Getenv: noEnv})
 			if err != nil {

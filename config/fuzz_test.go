@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -45,6 +46,9 @@ func FuzzLoad(f *testing.F) {
 		"yunxiao:\n  token: t\n  organization_id: o\n  proxy_url: 'http://u:p@[::1]:3128/'\n  tls_config: {min_version: TLS13, max_version: TLS12}\npipelines:\n- id: 0x10\n- id: 0o20\n",
 		"yunxiao:\n  token: \"t\\u0000\"\n  organization_id: o\ncache_ttl: 1y2w3d4h5m6s7ms\npipelines: [{id: 1}]\n",
 		"pipelines: [{id: 1}]\nyunxiao: !!map {token: !!str 1, organization_id: !!binary b2s=}\n",
+		"yunxiao: {token: t, organization_id: o}\ndiscovery:\n  labels:\n  - {match: \"a.*\", labels: {team: a}, deploy: true}\n  - {match: \".*\", deploy: false}\npipelines: [{id: 1, name: ab, labels: {env: prod, team: b}, deploy: true}, {id: 2}]\n",
+		"yunxiao: {token: t, organization_id: o}\npipelines: [{id: 1, labels: {a: x, b: x, c: x, d: x, e: x, f: x, g: x, h: x, i: x, j: x}}, {id: 2, labels: {k: !!binary /w==}}]\n",
+		"yunxiao: {token: t, organization_id: o}\ndiscovery: {labels: [{match: \"(\", labels: {__x: \"\", job: ~, 9: 1}}]}\npipelines: [{id: 1, deploy: 1}]\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -142,6 +146,58 @@ func checkInvariants(t *testing.T, cfg *Config) {
 	if opts.Token != tok || opts.Timeout <= 0 || opts.MaxConcurrency < 1 || opts.MaxBodyBytes != y.MaxBodyBytes {
 		t.Errorf("ClientOptions %+v", opts)
 	}
+	checkLabelInvariants(t, cfg)
 	_ = cfg.String()
 	_ = cfg.PipelineIDs()
+}
+
+// checkLabelInvariants fails t if cfg's extra labels break a rule of Load.
+func checkLabelInvariants(t *testing.T, cfg *Config) {
+	t.Helper()
+	checkMap := func(what string, labels map[string]string) {
+		if len(labels) > MaxExtraLabels {
+			t.Errorf("%s: %d labels", what, len(labels))
+		}
+		for n, v := range labels {
+			if why := checkLabelName(n); why != "" || !labelNameRE.MatchString(n) || strings.HasPrefix(n, "__") || reservedLabels[n] {
+				t.Errorf("%s: label name %q", what, n)
+			}
+			if v == "" || len(v) > MaxLabelValueBytes || !utf8.ValidString(v) {
+				t.Errorf("%s: label %s value %q", what, n, v)
+			}
+		}
+	}
+	for i, r := range cfg.Discovery.Labels {
+		if r.Match.Regexp == nil {
+			t.Errorf("discovery.labels[%d] without match", i)
+		}
+		if len(r.Labels) == 0 && r.Deploy == nil {
+			t.Errorf("discovery.labels[%d] sets nothing", i)
+		}
+		checkMap("a rule", r.Labels)
+	}
+	for _, p := range cfg.Pipelines {
+		checkMap("a pipeline", p.Labels)
+	}
+	names := cfg.LabelNames()
+	if len(names) > MaxExtraLabels || !slices.IsSorted(names) {
+		t.Errorf("LabelNames() = %q", names)
+	}
+	meta := func(id int64, name string) {
+		labels, _ := cfg.PipelineMeta(id, name)
+		if labels == nil {
+			t.Errorf("PipelineMeta(%d, %q) gives a nil map", id, name)
+		}
+		for n := range labels {
+			if !slices.Contains(names, n) {
+				t.Errorf("PipelineMeta(%d, %q) gives %q, not in LabelNames() %q", id, name, n, names)
+			}
+		}
+	}
+	for _, p := range cfg.Pipelines {
+		meta(p.ID, "")
+		meta(p.ID, p.Name)
+		meta(p.ID, "payments-deploy")
+	}
+	meta(-1, "payments-deploy")
 }

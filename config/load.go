@@ -59,7 +59,9 @@ func Load(data []byte, path string, opts LoadOptions) (*Config, error) {
 		return nil, formatYAMLError(path, err, idx)
 	}
 	cfg.SourceFile = path
+	cfg.indexPipelines()
 	errs := cfg.validate()
+	errs = append(errs, cfg.validateLabelUnion(idx.lineOf)...)
 	errs = append(errs, cfg.resolve(filepath.Dir(path), opts)...)
 	if len(errs) > 0 {
 		return nil, formatFieldErrors(path, errs, idx)
@@ -356,6 +358,7 @@ var (
 	durationType   = reflect.TypeFor[model.Duration]()
 	urlType        = reflect.TypeFor[commoncfg.URL]()
 	tlsVersionType = reflect.TypeFor[commoncfg.TLSVersion]()
+	regexpType     = reflect.TypeFor[Regexp]()
 	friendlyTypes  = map[string]string{"model.Duration": "a duration such as 30s or 5m", "int64": "an integer", "int": "an integer", "float64": "a number", "bool": "true or false", "string": "a string"}
 )
 
@@ -368,6 +371,8 @@ func describe(t reflect.Type) string {
 		return "a URL"
 	case tlsVersionType:
 		return "a TLS version such as TLS12"
+	case regexpType:
+		return "a regular expression"
 	}
 	switch t.Kind() {
 	case reflect.Pointer:

@@ -91,6 +91,8 @@ type PipelineRun struct {
 	CreateTime    Millis  `json:"createTime"`
 	UpdateTime    Millis  `json:"updateTime"`
 	Stages        []Stage `json:"stages"`
+	Groups        Groups  `json:"groups"`
+	Sources       Sources `json:"sources"`
 }
 
 // Stage is one stage of a run. StageInfo is missing for stages the API has
@@ -119,12 +121,16 @@ type Job struct {
 	Status    string `json:"status"`
 	StartTime Millis `json:"startTime"`
 	EndTime   Millis `json:"endTime"`
+	// Gate is set when the job offers the approval actions
+	// (PassPipelineValidate / RefusePipelineValidator): a manual gate.
+	Gate Gate `json:"actions"`
 }
 
 // Pipeline is what GetPipeline answers, as far as the exporter needs it.
 type Pipeline struct {
 	Name       string `json:"name"`
 	CreateTime Millis `json:"createTime"`
+	Tags       Tags   `json:"tagList"`
 }
 
 // Trigger modes as documented; any other code is exported as its number.
@@ -214,4 +220,161 @@ func describeStart(body []byte) string {
 		n := min(len(body), 16)
 		return fmt.Sprintf("%q", body[:n])
 	}
+}
+
+// The parts of a run and a pipeline that are context, not state: groups,
+// tags, code sources and approval gates. The API documents their shapes
+// loosely, so each decodes leniently: an entry of an unexpected shape is
+// skipped rather than failing the whole run, and only fields that are safe
+// to export are kept (never credentials, service connections, webhook URLs).
+
+// Group is a pipeline group the run belongs to.
+type Group struct {
+	ID   ID
+	Name string
+}
+
+// Groups decodes `groups: [{id, name}]`, skipping entries of another shape.
+type Groups []Group
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (g *Groups) UnmarshalJSON(b []byte) error {
+	*g = nil
+	for _, raw := range lenientArray(b) {
+		obj := lenientObject(raw)
+		if obj == nil {
+			continue
+		}
+		var id ID
+		_ = json.Unmarshal(obj["id"], &id)
+		if name := lenientString(obj["name"]); name != "" {
+			*g = append(*g, Group{ID: id, Name: name})
+		}
+	}
+	return nil
+}
+
+// Tags decodes a pipeline's `tagList`: names as strings or `{name}` objects.
+type Tags []string
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (t *Tags) UnmarshalJSON(b []byte) error {
+	*t = nil
+	for _, raw := range lenientArray(b) {
+		name := lenientString(raw)
+		if obj := lenientObject(raw); obj != nil {
+			name = lenientString(obj["name"])
+		}
+		if name != "" {
+			*t = append(*t, name)
+		}
+	}
+	return nil
+}
+
+// Source is one code source of a run: `{name, sign, type, data: {repo,
+// branch, ...}}`. Commit is data.commitId (or the older data.commint when
+// it is a commit hash); empty when the API gives none.
+type Source struct {
+	Name, Sign, Type string
+	Repo, Branch     string
+	Commit           string
+}
+
+// Sources decodes `sources`, skipping entries of another shape.
+type Sources []Source
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (s *Sources) UnmarshalJSON(b []byte) error {
+	*s = nil
+	for _, raw := range lenientArray(b) {
+		obj := lenientObject(raw)
+		if obj == nil {
+			continue
+		}
+		data := lenientObject(obj["data"])
+		src := Source{
+			Name: lenientString(obj["name"]), Sign: lenientString(obj["sign"]), Type: lenientString(obj["type"]),
+			Repo: lenientString(data["repo"]), Branch: lenientString(data["branch"]),
+		}
+		for _, key := range []string{"commitId", "commit", "commint"} {
+			if c := lenientString(data[key]); isCommitHash(c) {
+				src.Commit = c
+				break
+			}
+		}
+		*s = append(*s, src)
+	}
+	return nil
+}
+
+// Gate is true when a job's actions offer to pass or refuse an approval.
+type Gate bool
+
+// UnmarshalJSON implements json.Unmarshaler: actions are objects with a
+// type (or plain strings); unknown shapes mean no gate.
+func (g *Gate) UnmarshalJSON(b []byte) error {
+	*g = false
+	for _, raw := range lenientArray(b) {
+		action := lenientString(raw)
+		if obj := lenientObject(raw); obj != nil {
+			action = lenientString(obj["type"])
+			if action == "" {
+				action = lenientString(obj["name"])
+			}
+		}
+		if action == "PassPipelineValidate" || action == "RefusePipelineValidator" {
+			*g = true
+		}
+	}
+	return nil
+}
+
+func lenientArray(b []byte) []json.RawMessage {
+	var a []json.RawMessage
+	if json.Unmarshal(b, &a) != nil {
+		return nil
+	}
+	return a
+}
+
+func lenientObject(b json.RawMessage) map[string]json.RawMessage {
+	if len(b) == 0 {
+		return nil
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) != nil {
+		return nil
+	}
+	return m
+}
+
+// lenientString is a JSON string or number as text; anything else is "".
+func lenientString(b json.RawMessage) string {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(b, &s) == nil {
+		return s
+	}
+	var n json.Number
+	if json.Unmarshal(b, &n) == nil {
+		return n.String()
+	}
+	return ""
+}
+
+// isCommitHash accepts a Git object id: 7 to 64 hex digits.
+func isCommitHash(s string) bool {
+	if len(s) < 7 || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f' || 'A' <= r && r <= 'F') {
+			return false
+		}
+	}
+	return true
 }

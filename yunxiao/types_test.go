@@ -49,6 +49,8 @@ func TestDecodeRunFull(t *testing.T) {
 				}},
 			},
 		}},
+		Groups:  Groups{{ID: 1, Name: "執行命令"}},
+		Sources: Sources{{Name: "範例程式碼源", Sign: "assaaaaaasasasa", Type: "Codeup", Repo: "https://codeup.aliyun.com/test.git", Branch: "master"}},
 	}
 	if !reflect.DeepEqual(run, want) {
 		t.Errorf("DecodeRun:\n got %+v\nwant %+v", run, want)
@@ -324,5 +326,51 @@ func TestMillis(t *testing.T) {
 	}
 	if got := Millis(1700000000123).Time(); !got.Equal(time.UnixMilli(1700000000123)) {
 		t.Errorf("Time() = %v", got)
+	}
+}
+
+// The context parts decode leniently: odd shapes are skipped, never fatal,
+// and only safe fields are kept.
+func TestDecodeContextLeniently(t *testing.T) {
+	cases := []struct {
+		name string
+		body string
+		want PipelineRun
+	}{
+		{"groups of other shapes", `{"pipelineRunId":1,"groups":[{"id":"2","name":"backend"},"x",null,{"id":3},{"name":7}]}`,
+			PipelineRun{PipelineRunID: 1, Groups: Groups{{ID: 2, Name: "backend"}, {Name: "7"}}}},
+		{"groups not an array", `{"pipelineRunId":1,"groups":{"a":1}}`, PipelineRun{PipelineRunID: 1}},
+		{"source with commit and credentials", `{"pipelineRunId":1,"sources":[{"name":"app","type":"codeup","data":{"repo":"https://u:secret@x/a.git","branch":"feat/移动","commitId":"0123456789abcdef0123456789abcdef01234567","credentialId":"c-1","webhook":"https://hook"}}]}`,
+			PipelineRun{PipelineRunID: 1, Sources: Sources{{Name: "app", Type: "codeup", Repo: "https://u:secret@x/a.git", Branch: "feat/移动", Commit: "0123456789abcdef0123456789abcdef01234567"}}}},
+		{"old commint, and a commit that is not a hash", `{"pipelineRunId":1,"sources":[{"data":{"commint":"abcdef1"}},{"data":{"commitId":"{\"id\":1}"}}]}`,
+			PipelineRun{PipelineRunID: 1, Sources: Sources{{Commit: "abcdef1"}, {}}}},
+		{"source data missing or odd", `{"pipelineRunId":1,"sources":[{"name":"a"},{"name":"b","data":[1]},{"name":"c","data":{"branch":{"x":1}}}]}`,
+			PipelineRun{PipelineRunID: 1, Sources: Sources{{Name: "a"}, {Name: "b"}, {Name: "c"}}}},
+	}
+	for _, tc := range cases {
+		run, err := DecodeRun([]byte(tc.body))
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if !reflect.DeepEqual(*run, tc.want) {
+			t.Errorf("%s:\n got %+v\nwant %+v", tc.name, *run, tc.want)
+		}
+	}
+	job := `{"pipelineRunId":1,"stages":[{"stageInfo":{"jobs":[{"id":1,"actions":[{"type":"PassPipelineValidate"}]},{"id":2,"actions":["RefusePipelineValidator"]},{"id":3,"actions":[{"type":"Retry"}]},{"id":4,"actions":"x"}]}}]}`
+	run, err := DecodeRun([]byte(job))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gates []bool
+	for _, j := range run.Stages[0].StageInfo.Jobs {
+		gates = append(gates, bool(j.Gate))
+	}
+	if !reflect.DeepEqual(gates, []bool{true, true, false, false}) {
+		t.Errorf("gates: %v", gates)
+	}
+	p, err := DecodePipeline([]byte(`{"name":"p","tagList":["b",{"name":"a"},{"id":3},7]}`))
+	if err != nil || !reflect.DeepEqual(p.Tags, Tags{"b", "a", "7"}) {
+		t.Errorf("tags: %+v %v", p, err)
 	}
 }
