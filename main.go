@@ -34,6 +34,7 @@ import (
 	"github.com/yunxiao-exporter/yunxiao_exporter/flowsim"
 	"github.com/yunxiao-exporter/yunxiao_exporter/landing"
 	"github.com/yunxiao-exporter/yunxiao_exporter/logging"
+	"github.com/yunxiao-exporter/yunxiao_exporter/webhook"
 	"github.com/yunxiao-exporter/yunxiao_exporter/yunxiao"
 )
 
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ln net.Li
 		shardIndex  = app.Flag("shard.index", "This replica's shard, from 0, when --shard.total replicas split the pipelines by a stable hash of their id.").Default("0").Int()
 		shardTotal  = app.Flag("shard.total", "Number of replicas splitting the pipelines; 1 is no sharding.").Default("1").Int()
 		demo        = app.Flag("demo", "Serve and scrape a built-in simulated Flow API whose pipelines run, pass and fail in real time; no token or config needed.").Bool()
+		webhookAddr = app.Flag("webhook.listen-address", "Serve the Flow webhook receiver (/webhook/flow) on this address alone, so it can be exposed while /metrics stays internal. Empty: on the main listener.").Default("").String()
+		webhookWeb  = app.Flag("webhook.web-config.file", "exporter-toolkit web config for the webhook's own listener (TLS; basic auth only if Flow can send it). Empty: the same as --web.config.file.").Default("").String()
 		webConfig   = kingpinflag.AddFlags(app, ":10036")
 		logConfig   = promslog.Config{Writer: stderr}
 	)
@@ -168,6 +171,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ln net.Li
 		}
 	}()
 
+	// Flow's webhook: an event only schedules a re-read of its pipeline from
+	// the API; it is off until the config gives it a token.
+	hook := webhook.New(ctx, webhook.Options{
+		Token:       func() string { return safeConfig.Get().WebhookToken() },
+		Refresher:   pipelineRefresher{coll},
+		OnUnwatched: func(int64) { coll.RequestDiscovery() },
+		Logger:      logger,
+	})
+	defer hook.Close()
+	reg.MustRegister(hook)
+
 	landingPage, err := landing.New(coll, landing.Config{Version: version.Version, MetricsPath: *metricsPath})
 	if err != nil {
 		level.Error(logger).Log("err", err)
@@ -192,6 +206,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ln net.Li
 		},
 		ready: func() bool { return safeConfig.Get() != nil },
 	})
+	if *webhookAddr == "" {
+		mux.Handle(webhookPath, hook)
+	}
 
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
@@ -205,11 +222,41 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ln net.Li
 	if ln != nil {
 		serve = func() error { return web.Serve(ln, srv, webConfig, slogger) }
 	}
-	if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	serveErr := make(chan error, 2)
+	if *webhookAddr != "" {
+		hookMux := http.NewServeMux()
+		hookMux.Handle(webhookPath, hook)
+		hookSrv := &http.Server{Handler: hookMux, ReadHeaderTimeout: 10 * time.Second}
+		hookWeb := *webConfig.WebConfigFile
+		if *webhookWeb != "" {
+			hookWeb = *webhookWeb
+		}
+		systemd := false
+		hookFlags := &web.FlagConfig{WebListenAddresses: &[]string{*webhookAddr}, WebSystemdSocket: &systemd, WebConfigFile: &hookWeb}
+		go func() {
+			<-ctx.Done()
+			shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = hookSrv.Shutdown(shutdownCtx)
+		}()
+		go func() { serveErr <- web.ListenAndServe(hookSrv, hookFlags, slogger) }()
+	}
+	go func() { serveErr <- serve() }()
+	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		level.Error(logger).Log("msg", "error running HTTP server", "err", err)
 		return 1
 	}
 	return 0
+}
+
+// webhookPath is where Flow's webhook notifications are received.
+const webhookPath = "/webhook/flow"
+
+// pipelineRefresher lets the webhook receiver re-read one pipeline.
+type pipelineRefresher struct{ c *collector.Collector }
+
+func (r pipelineRefresher) Refresh(ctx context.Context, pipelineID int64) bool {
+	return r.c.RefreshPipeline(ctx, pipelineID)
 }
 
 // newRegistry holds everything but the pipelines' metrics, which the

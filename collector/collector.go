@@ -21,6 +21,7 @@ import (
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
 
 	"github.com/yunxiao-exporter/yunxiao_exporter/config"
 	"github.com/yunxiao-exporter/yunxiao_exporter/yunxiao"
@@ -92,6 +93,8 @@ type Collector struct {
 
 	probeMu   sync.Mutex
 	lastProbe time.Time // when CheckAPI last started; zero: due now
+
+	discoverSoon *rate.Limiter // RequestDiscovery: once a minute
 }
 
 // probeKey is the singleflight key of the API probe; target keys are
@@ -175,6 +178,7 @@ func New(opts Options) *Collector {
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.discovery = newDiscovery()
+	c.discoverSoon = rate.NewLimiter(rate.Every(time.Minute), 1)
 	return c
 }
 
@@ -318,7 +322,7 @@ func (c *Collector) Refresh(ctx context.Context) {
 			continue
 		}
 		pending = append(pending, c.group.DoChan(t.key, func() (any, error) {
-			c.fetch(api, ttl, t)
+			c.fetch(api, ttl, t, false)
 			return nil, nil
 		}))
 	}
@@ -350,12 +354,55 @@ func (t *target) due(now time.Time, ttl time.Duration) bool {
 	return t.fetching || t.lastAttempt.IsZero() || now.Sub(t.lastAttempt) >= ttl
 }
 
+// RefreshPipeline re-reads one pipeline (and its run history) from the API
+// now, bypassing cache_ttl, through the same singleflight, concurrency
+// limit, rate limit and 429 handling as polling, and waits for it until
+// ctx ends. It reports whether the pipeline is watched; an unwatched one
+// costs no request. The webhook receiver calls it when Flow says a run
+// changed.
+func (c *Collector) RefreshPipeline(ctx context.Context, id int64) bool {
+	api, ttl, targets := c.current()
+	var t *target
+	for _, x := range targets {
+		if x.id == id {
+			t = x
+			break
+		}
+	}
+	if t == nil || api == nil {
+		return false
+	}
+	ch := c.group.DoChan(t.key, func() (any, error) {
+		c.fetch(api, ttl, t, true)
+		return nil, nil
+	})
+	select {
+	case <-ch:
+	case <-ctx.Done():
+	}
+	return true
+}
+
+// RequestDiscovery asks for a discovery soon, at most once a minute and
+// only with discovery on: an event about a pipeline not watched may be a
+// new one.
+func (c *Collector) RequestDiscovery() {
+	c.mu.RLock()
+	on := c.cfg != nil && c.cfg.Discovery.Enabled
+	c.mu.RUnlock()
+	if !on || !c.discoverSoon.Allow() {
+		return
+	}
+	go func() { _ = c.Discover(c.ctx) }()
+}
+
 // fetch refreshes one pipeline. At most one runs per pipeline at a time.
-func (c *Collector) fetch(api API, ttl time.Duration, t *target) {
+// Unless forced, it does nothing when another caller fetched within ttl.
+func (c *Collector) fetch(api API, ttl time.Duration, t *target, force bool) {
 	now := c.now()
 	t.mu.Lock()
 	// Another caller may have fetched between due() and now.
-	if !t.lastAttempt.IsZero() && now.Sub(t.lastAttempt) < ttl {
+	if !force && !t.lastAttempt.IsZero() && now.Sub(t.lastAttempt) < ttl {
 		t.mu.Unlock()
 		return
 	}

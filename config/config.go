@@ -45,13 +45,15 @@ type Config struct {
 	// pipelines; pipelines[].run_history overrides it per pipeline.
 	RunHistory bool      `yaml:"run_history"`
 	Discovery  Discovery `yaml:"discovery"`
+	Webhook    Webhook   `yaml:"webhook"`
 
 	// Filled in by Load, not read from the file.
-	token      string        // the resolved token; never printed
-	tls        *tls.Config   // built from Yunxiao.TLSConfig
-	byID       map[int64]int // pipeline id -> index in Pipelines
-	Warnings   []string      `yaml:"-"` // things worth logging that are not errors
-	SourceFile string        `yaml:"-"`
+	token        string        // the resolved token; never printed
+	webhookToken string        // the resolved webhook secret; never printed
+	tls          *tls.Config   // built from Yunxiao.TLSConfig
+	byID         map[int64]int // pipeline id -> index in Pipelines
+	Warnings     []string      `yaml:"-"` // things worth logging that are not errors
+	SourceFile   string        `yaml:"-"`
 }
 
 // Yunxiao is how to reach and authenticate to the Flow API.
@@ -217,6 +219,21 @@ func marshalString(v any) string {
 
 // Token returns the resolved API token.
 func (c *Config) Token() string { return c.token }
+
+// Webhook enables the receiver of Flow's webhook notifications at
+// /webhook/flow?token=<secret>; without a token it is off.
+type Webhook struct {
+	Token     commoncfg.Secret `yaml:"token"`
+	TokenFile string           `yaml:"token_file"`
+}
+
+// WebhookToken returns the webhook's secret, or "" when the webhook is off.
+func (c *Config) WebhookToken() string {
+	if c == nil {
+		return ""
+	}
+	return c.webhookToken
+}
 
 // PipelineIDs returns the configured pipeline ids in file order.
 func (c *Config) PipelineIDs() []int64 {

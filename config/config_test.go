@@ -77,6 +77,10 @@ func TestLoadInvalid(t *testing.T) {
 	}{
 		// Keys the schema does not know.
 		{"invalid-unknown-key.yml", `testdata/invalid-unknown-key.yml:4: scrape_interval: unknown key`},
+		{"invalid-webhook-short.yml", `testdata/invalid-webhook-short.yml:7: webhook.token: the webhook token must be at least 16 characters (it is the only thing that authenticates Flow's calls)`},
+		{"invalid-webhook-both.yml", `testdata/invalid-webhook-both.yml:8: webhook.token_file: set either token or token_file, not both`},
+		{"invalid-webhook-chars.yml", `testdata/invalid-webhook-chars.yml:7: webhook.token: the webhook token may contain only letters, digits and - . _ ~ (it is sent in a URL query)`},
+		{"invalid-webhook-file-missing.yml", `testdata/invalid-webhook-file-missing.yml:7: webhook.token_file: cannot read testdata/no-such-webhook-token: no such file or directory`},
 		{"invalid-unknown-yunxiao-key.yml", `testdata/invalid-unknown-yunxiao-key.yml:4: yunxiao.foo: unknown key`},
 		{"invalid-unknown-pipeline-key.yml", `testdata/invalid-unknown-pipeline-key.yml:8: pipelines[1].nmae: unknown key`},
 
@@ -1099,5 +1103,44 @@ func TestDiscoveryAndRunHistoryConfig(t *testing.T) {
 	}
 	if !(&Discovery{}).Selects("anything") {
 		t.Error("no include means every pipeline")
+	}
+}
+
+// The webhook's secret follows the API token's rules: trimmed, from a file
+// or inline, re-read on reload, never printed.
+func TestWebhookToken(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "webhook-token")
+	if err := os.WriteFile(file, []byte("  first-secret-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	yml := "yunxiao:\n  organization_id: o\n  token: pt-x\npipelines:\n  - id: 1\nwebhook:\n  token_file: webhook-token\n"
+	cfgPath := filepath.Join(dir, "config.yml")
+	if err := os.WriteFile(cfgPath, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadFile(cfgPath, LoadOptions{Getenv: func(string) string { return "" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.WebhookToken(); got != "first-secret-0123456789" {
+		t.Errorf("webhook token %q", got)
+	}
+	if strings.Contains(cfg.String(), "first-secret") || strings.Contains(fmt.Sprintf("%+v %#v", cfg, cfg), "first-secret") {
+		t.Error("printing the config shows the webhook secret")
+	}
+	if err := os.WriteFile(file, []byte("second-secret-0123456789"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err = LoadFile(cfgPath, LoadOptions{Getenv: func(string) string { return "" }}); err != nil || cfg.WebhookToken() != "second-secret-0123456789" {
+		t.Errorf("reload did not re-read the webhook token: %v", err)
+	}
+	inline, err := Load([]byte("yunxiao:\n  organization_id: o\n  token: pt-x\npipelines:\n  - id: 1\nwebhook:\n  token: inline-secret-0123456789\n"), "x.yml", LoadOptions{Getenv: func(string) string { return "" }})
+	if err != nil || inline.WebhookToken() != "inline-secret-0123456789" || strings.Contains(inline.String(), "inline-secret") {
+		t.Errorf("inline webhook token: %v", err)
+	}
+	off, err := Load([]byte("yunxiao:\n  organization_id: o\n  token: pt-x\npipelines:\n  - id: 1\n"), "x.yml", LoadOptions{Getenv: func(string) string { return "" }})
+	if err != nil || off.WebhookToken() != "" {
+		t.Errorf("no webhook section: token %q, %v", off.WebhookToken(), err)
 	}
 }

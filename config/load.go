@@ -110,6 +110,8 @@ func (c *Config) resolve(dir string, opts LoadOptions) []fieldError {
 		c.token = ""
 	}
 
+	errs = append(errs, c.resolveWebhook(dir)...)
+
 	// Name a missing or unreadable file by its key, as for token_file,
 	// rather than leaving it to NewTLSConfig's nested message.
 	y.TLSConfig.SetDirectory(dir)
@@ -135,6 +137,45 @@ func (c *Config) resolve(dir string, opts LoadOptions) []fieldError {
 		c.tls = tlsConfig
 	}
 	return errs
+}
+
+// resolveWebhook reads the webhook's secret by the API token's rules:
+// inline or from a file, trimmed, re-read on every reload.
+func (c *Config) resolveWebhook(dir string) []fieldError {
+	w := &c.Webhook
+	var source string
+	switch {
+	case w.Token != "" && w.TokenFile != "":
+		return []fieldError{{"webhook.token_file", "set either token or token_file, not both"}}
+	case w.TokenFile != "":
+		source = "webhook.token_file"
+		file := commoncfg.JoinDir(dir, w.TokenFile)
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return []fieldError{fileError(source, file, err)}
+		}
+		c.webhookToken = strings.TrimSpace(string(data))
+		if c.webhookToken == "" {
+			return []fieldError{{source, file + " is empty"}}
+		}
+		c.warnIfReadableByOthers(file, source)
+	case w.Token != "":
+		source = "webhook.token"
+		c.webhookToken = strings.TrimSpace(string(w.Token))
+	default:
+		return nil
+	}
+	// The secret travels in a URL query: keep it to characters that need
+	// no escaping there, and long enough not to be guessed.
+	switch {
+	case len(c.webhookToken) < 16:
+		c.webhookToken = ""
+		return []fieldError{{source, "the webhook token must be at least 16 characters (it is the only thing that authenticates Flow's calls)"}}
+	case strings.Trim(c.webhookToken, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~") != "":
+		c.webhookToken = ""
+		return []fieldError{{source, "the webhook token may contain only letters, digits and - . _ ~ (it is sent in a URL query)"}}
+	}
+	return nil
 }
 
 // fileError reports a file named by key that cannot be read.
