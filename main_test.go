@@ -258,6 +258,8 @@ func TestReadmeMetricsTable(t *testing.T) {
 	for _, d := range append(collector.Definitions(), collector.DiscoveryDefinitions()...) {
 		exported[d.Name] = describe(d.Type, d.Labels)
 	}
+	// Absent until the first accepted webhook event, so no scrape here shows it.
+	exported["yunxiao_webhook_last_accepted_timestamp_seconds"] = "gauge "
 	// The rest: run a scrape so that every vector has a child, then gather.
 	sim := flowsim.New(flowsim.Options{Token: testToken, OrganizationID: "org-1"}, flowsim.DemoPipelines()...)
 	api := httptest.NewServer(sim)

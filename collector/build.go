@@ -15,9 +15,9 @@ import (
 	"github.com/yunxiao-exporter/yunxiao_exporter/yunxiao"
 )
 
-// snapshot is everything exported about one pipeline, built once per
-// fetch and never modified afterwards, so that scrapes can share it.
-type snapshot struct {
+// built is everything exported about one pipeline as client_golang's
+// data model: what Collect serves, and what a snapshot is rendered from.
+type built struct {
 	families [numFamilies][]*dto.Metric // sorted; dynamic entries are placeholders
 	dynamic  []dynamicMetric            // durations that grow with the clock
 	status   PipelineStatus             // for the landing page
@@ -102,7 +102,7 @@ type fetchState struct {
 	up          bool
 	lastSuccess time.Time
 	lastError   string
-	errors      map[yunxiao.Reason]uint64
+	errors      []uint64 // by the index of yunxiao.Reasons
 	history     *historyView // nil unless run history is on and started
 	lastDone    finishedRun  // the most recently finished run known
 	lastGreen   finishedRun  // the most recently finished SUCCESS run known
@@ -157,7 +157,7 @@ func (h *history) view() *historyView {
 
 // builder accumulates one pipeline's metrics.
 type builder struct {
-	snap *snapshot
+	snap *built
 	seen map[string]bool // family + label values, to drop duplicates
 }
 
@@ -246,8 +246,9 @@ func (b *builder) addDuration(f family, labels []*dto.LabelPair, status string, 
 	}
 }
 
-func buildSnapshot(st fetchState) *snapshot {
-	b := &builder{snap: &snapshot{}, seen: map[string]bool{}}
+// build makes the data-model form of a pipeline's metrics.
+func build(st fetchState) *built {
+	b := &builder{snap: &built{}, seen: map[string]bool{}}
 	id := strconv.FormatInt(st.id, 10)
 	base := []*dto.LabelPair{label("pipeline_id", id), label("pipeline_name", st.name)}
 	with := func(extra ...*dto.LabelPair) []*dto.LabelPair {
@@ -337,8 +338,12 @@ func buildSnapshot(st fetchState) *snapshot {
 		b.add(famLastSuccessfulEnd, base, g.end.Seconds())
 	}
 	// Every cause from 0, so that increase() sees its first error.
-	for _, reason := range yunxiao.Reasons {
-		b.add(famFetchErrors, with(label("reason", string(reason))), float64(st.errors[reason]))
+	for i, reason := range yunxiao.Reasons {
+		var n uint64
+		if i < len(st.errors) {
+			n = st.errors[i]
+		}
+		b.add(famFetchErrors, with(label("reason", string(reason))), float64(n))
 	}
 	if h := st.history; h != nil {
 		for _, k := range h.keys {
@@ -445,7 +450,7 @@ func sameLabels(a, b []*dto.LabelPair) bool {
 // appendFamily appends family f of the snapshot to dst, with durations of
 // unfinished things computed for now (Unix milliseconds). The static metrics
 // are shared, never copied or modified.
-func (s *snapshot) appendFamily(dst []*dto.Metric, f family, now int64) []*dto.Metric {
+func (s *built) appendFamily(dst []*dto.Metric, f family, now int64) []*dto.Metric {
 	if s.frozenAt > 0 {
 		now = min(now, s.frozenAt)
 	}

@@ -407,7 +407,7 @@ func (c *Collector) fetch(api API, ttl time.Duration, t *target, force bool) {
 		return
 	}
 	t.lastAttempt, t.fetching = now, true
-	configName, name, nameTime, metaTried := t.configName, t.name, t.nameTime, t.metaTried
+	configName, name, nameTime, metaTried, lastSuccess := t.configName, t.name, t.nameTime, t.metaTried, t.lastSuccess
 	t.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(c.ctx, c.opts.FetchTimeout)
@@ -422,7 +422,9 @@ func (c *Collector) fetch(api API, ttl time.Duration, t *target, force bool) {
 	// then once per NameTTL. With one, only the tags are: asked once per
 	// NameTTL whether or not the last try worked.
 	needName := configName == "" && (name == "" || now.Sub(nameTime) >= c.opts.NameTTL)
-	needTags := configName != "" && (metaTried.IsZero() || now.Sub(metaTried) >= c.opts.NameTTL)
+	// The tags wait for the second fetch, so that a cold start costs one
+	// request per pipeline, not two.
+	needTags := configName != "" && !lastSuccess.IsZero() && (metaTried.IsZero() || now.Sub(metaTried) >= c.opts.NameTTL)
 	if needName || needTags {
 		metaTried = now
 		var p *yunxiao.Pipeline
@@ -703,9 +705,9 @@ func (t *target) publish() {
 	if name == "" {
 		name = t.name
 	}
-	errs := make(map[yunxiao.Reason]uint64, len(t.errors))
-	for k, v := range t.errors {
-		errs[k] = v
+	errs := make([]uint64, len(yunxiao.Reasons))
+	for i, r := range yunxiao.Reasons {
+		errs[i] = t.errors[r]
 	}
 	var hv *historyView
 	if t.historyOn {
@@ -716,7 +718,7 @@ func (t *target) publish() {
 		meta = t.meta(name)
 	}
 	meta.tags = t.tags
-	t.snap.Store(buildSnapshot(fetchState{
+	t.snap.Store(newSnapshot(fetchState{
 		id: t.id, name: name, run: t.run, fetched: t.fetched, up: t.up,
 		lastSuccess: t.lastSuccess, lastError: t.lastError, errors: errs, history: hv,
 		lastDone: t.lastDone, lastGreen: t.lastGreen, meta: meta, waited: t.waited,
@@ -737,20 +739,31 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.ScrapeTimeout)
 	c.Refresh(ctx)
 	cancel()
-	_, _, targets := c.current()
 	now := c.now().UnixMilli()
+	builts := c.builts()
 	for f := range numFamilies {
 		var ms []*dtoMetric
-		for _, t := range targets {
-			if s := t.snap.Load(); s != nil {
-				ms = s.appendFamily(ms[:0], f, now)
-				for _, m := range ms {
-					ch <- prebuilt{desc: c.descs[f], metric: m}
-				}
+		for _, b := range builts {
+			ms = b.appendFamily(ms[:0], f, now)
+			for _, m := range ms {
+				ch <- prebuilt{desc: c.descs[f], metric: m}
 			}
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(c.scrape, prometheus.GaugeValue, time.Since(start).Seconds())
+}
+
+// builts rebuilds the data model of every watched pipeline's snapshot, for
+// Collect and Families: the scrape's fast path never needs it.
+func (c *Collector) builts() []*built {
+	_, _, targets := c.current()
+	out := make([]*built, 0, len(targets))
+	for _, t := range targets {
+		if s := t.snap.Load(); s != nil {
+			out = append(out, build(s.state))
+		}
+	}
+	return out
 }
 
 // Pipelines returns the state of every watched pipeline, for the landing page.

@@ -32,8 +32,12 @@ const ScrapeTimeoutHeader = "X-Prometheus-Scrape-Timeout-Seconds"
 
 // Handler serves the collector's metrics and opts.Gatherer's. Each request
 // refreshes stale pipelines until the scrape's deadline, then answers with
-// what it has; the families served were built when their data was fetched,
-// so the scrape itself only stitches them together and encodes them.
+// what it has. A client that takes the text format (Prometheus always
+// does) gets the fast path: each pipeline's series were rendered to
+// exposition bytes when its data was fetched, so the scrape writes bytes
+// and formats only the values that move with the clock; concurrent scrapes
+// share one rendering and compression. A client that wants only protobuf or
+// OpenMetrics gets the same series through client_golang's encoder.
 func (c *Collector) Handler(opts HandlerOpts) http.Handler {
 	if opts.MaxRequestsInFlight <= 0 {
 		opts.MaxRequestsInFlight = 40
@@ -45,6 +49,7 @@ func (c *Collector) Handler(opts HandlerOpts) http.Handler {
 		opts.Gatherer = prometheus.NewRegistry()
 	}
 	inFlight := semaphore.NewWeighted(opts.MaxRequestsInFlight)
+	fast := &textWriter{c: c, gatherer: opts.Gatherer, errorLog: opts.ErrorLog}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !inFlight.TryAcquire(1) {
 			http.Error(w, "too many concurrent scrapes", http.StatusServiceUnavailable)
@@ -55,6 +60,10 @@ func (c *Collector) Handler(opts HandlerOpts) http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), c.scrapeTimeout(r, opts.TimeoutOffset))
 		c.Refresh(ctx)
 		cancel()
+		if acceptsText(r.Header.Get("Accept")) {
+			fast.serve(w, r, start)
+			return
+		}
 		gather := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
 			families := c.Families()
 			others, err := opts.Gatherer.Gather()
@@ -64,8 +73,9 @@ func (c *Collector) Handler(opts HandlerOpts) http.Handler {
 			return families, err
 		})
 		promhttp.HandlerFor(gather, promhttp.HandlerOpts{
-			ErrorHandling: promhttp.ContinueOnError,
-			ErrorLog:      opts.ErrorLog,
+			ErrorHandling:     promhttp.ContinueOnError,
+			ErrorLog:          opts.ErrorLog,
+			EnableOpenMetrics: true, // a client that asked for it alone gets it
 		}).ServeHTTP(w, r)
 	})
 }
@@ -89,26 +99,20 @@ func (c *Collector) scrapeTimeout(r *http.Request, offset time.Duration) time.Du
 // prebuilt snapshots: no fetch, no sorting of series, and only the
 // durations of unfinished runs, stages and jobs computed afresh.
 func (c *Collector) Families() []*dto.MetricFamily {
-	_, _, targets := c.current()
-	snaps := make([]*snapshot, 0, len(targets))
-	for _, t := range targets {
-		if s := t.snap.Load(); s != nil {
-			snaps = append(snaps, s)
-		}
-	}
+	builts := c.builts()
 	now := c.now().UnixMilli()
 	out := make([]*dto.MetricFamily, 0, numFamilies)
 	for f := range numFamilies {
 		n := 0
-		for _, s := range snaps {
-			n += len(s.families[f])
+		for _, b := range builts {
+			n += len(b.families[f])
 		}
 		if n == 0 {
 			continue
 		}
 		metrics := make([]*dto.Metric, 0, n)
-		for _, s := range snaps {
-			metrics = s.appendFamily(metrics, f, now)
+		for _, b := range builts {
+			metrics = b.appendFamily(metrics, f, now)
 		}
 		def := &metricDefs[f]
 		out = append(out, &dto.MetricFamily{Name: &def.Name, Help: &def.Help, Type: def.Type.Enum(), Metric: metrics})
