@@ -51,7 +51,8 @@ type Options struct {
 
 	// RateLimit and RateBurst limit the authenticated requests the
 	// receiver processes; beyond them it answers 429 without reading the
-	// body. rate.Inf disables the limit. Defaults: 10/s, burst 50.
+	// body. rate.Inf disables the limit. Defaults: 50/s, burst 200 (a big
+	// pipeline emits an event per job status change).
 	RateLimit rate.Limit
 	RateBurst int
 
