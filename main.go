@@ -43,6 +43,14 @@ const exporterName = "yunxiao_exporter"
 func main() {
 	info, _ := debug.ReadBuildInfo()
 	fillVersion(info)
+	// The heap is mostly a long-lived cache (every pipeline's rendered
+	// series); the garbage is each fetch's decoding. Collecting at +50 %
+	// rather than Go's +100 % keeps the peak near the cache's size for a
+	// little CPU during refreshes (docs/performance.md has the figures), as
+	// Prometheus itself runs at 75. GOGC in the environment wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil))

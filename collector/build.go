@@ -159,6 +159,7 @@ func (h *history) view() *historyView {
 type builder struct {
 	snap *built
 	seen map[string]bool // family + label values, to drop duplicates
+	key  []byte          // scratch for seen's keys
 }
 
 func label(name, value string) *dto.LabelPair {
@@ -214,18 +215,16 @@ func (b *builder) addHistogram(f family, labels []*dto.LabelPair, h histo) {
 // duplicate reports (and counts) a label set already added to family f.
 // Two jobs with one sign and name in one stage must not break the scrape.
 func (b *builder) duplicate(f family, labels []*dto.LabelPair) bool {
-	var key strings.Builder
-	key.WriteString(strconv.Itoa(int(f)))
+	b.key = strconv.AppendInt(b.key[:0], int64(f), 10)
 	for _, l := range labels {
-		key.WriteByte(0)
-		key.WriteString(l.GetValue())
+		b.key = append(b.key, 0)
+		b.key = append(b.key, l.GetValue()...)
 	}
-	k := key.String()
-	if b.seen[k] {
+	if b.seen[string(b.key)] { // no allocation to look up
 		b.snap.dropped++
 		return true
 	}
-	b.seen[k] = true
+	b.seen[string(b.key)] = true
 	return false
 }
 

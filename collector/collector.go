@@ -20,6 +20,7 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 
@@ -79,7 +80,6 @@ type Collector struct {
 	ctx    context.Context // parent of background fetches; ended by Close
 	cancel context.CancelFunc
 	group  singleflight.Group
-	seq    atomic.Int64 // gives each target a unique singleflight key
 
 	mu         sync.RWMutex
 	api        API
@@ -94,24 +94,24 @@ type Collector struct {
 	probeMu   sync.Mutex
 	lastProbe time.Time // when CheckAPI last started; zero: due now
 
-	discoverSoon *rate.Limiter // RequestDiscovery: once a minute
+	discoverSoon *rate.Limiter       // RequestDiscovery: once a minute
+	slots        *semaphore.Weighted // fetches running at once: fetchSlots
 }
 
-// probeKey is the singleflight key of the API probe; target keys are
-// decimal numbers, so it cannot collide.
+// probeKey is the singleflight key of the API probe.
 const probeKey = "probe"
 
 // target is one watched pipeline: its fetch state (under mu) and the
 // snapshot scrapes read (lock-free).
 type target struct {
 	id         int64
-	key        string
 	configName string
 	snap       atomic.Pointer[snapshot]
 
 	mu          sync.Mutex
 	lastAttempt time.Time
-	fetching    bool // a fetch is under way: scrapes join it rather than skip
+	fetching    bool          // a fetch is under way: scrapes join it rather than skip
+	pending     chan struct{} // while a fetch is queued or running: closed when it ends
 	run         *yunxiao.PipelineRun
 	lastSuccess time.Time
 	fetched     bool // a fetch has ended: up means something
@@ -179,6 +179,7 @@ func New(opts Options) *Collector {
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.discovery = newDiscovery()
 	c.discoverSoon = rate.NewLimiter(rate.Every(time.Minute), 1)
+	c.slots = semaphore.NewWeighted(fetchSlots)
 	return c
 }
 
@@ -268,7 +269,7 @@ func (c *Collector) rebuildTargets() {
 		t := old[id]
 		isNew := t == nil
 		if isNew {
-			t = &target{id: id, key: strconv.FormatInt(c.seq.Add(1), 10), errors: map[yunxiao.Reason]uint64{}}
+			t = &target{id: id, errors: map[yunxiao.Reason]uint64{}}
 		}
 		t.mu.Lock()
 		changed := t.configName != w.name || t.historyOn != w.history || !isNew
@@ -317,14 +318,23 @@ func (c *Collector) Refresh(ctx context.Context) {
 			return nil, nil
 		}))
 	}
+	// Each due pipeline gets one fetch however many scrapes ask: the first
+	// queues it, the others wait for the same one. The fetches run in the
+	// background, outliving this scrape if need be, with at most fetchSlots
+	// goroutines at a time rather than one per pipeline (10,000 parked
+	// goroutines were most of a cold start's memory).
+	var waits []chan struct{}
+	var queued []*target
 	for _, t := range targets {
-		if !t.due(now, ttl) {
-			continue
+		if done, isNew := t.join(now, ttl, false); done != nil {
+			waits = append(waits, done)
+			if isNew {
+				queued = append(queued, t)
+			}
 		}
-		pending = append(pending, c.group.DoChan(t.key, func() (any, error) {
-			c.fetch(api, ttl, t, false)
-			return nil, nil
-		}))
+	}
+	if len(queued) > 0 {
+		go c.runFetches(api, ttl, queued, false)
 	}
 	for _, ch := range pending {
 		select {
@@ -332,6 +342,62 @@ func (c *Collector) Refresh(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
+	}
+	for _, done := range waits {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// fetchSlots bounds the fetches (and their goroutines) running at once;
+// the client's max_concurrency bounds the requests among them.
+const fetchSlots = 64
+
+// join returns the channel closed when t's current or next fetch ends:
+// the one under way or queued, or a new one when t is due (or forced), in
+// which case isNew is true and the caller must run it. nil: nothing to wait for.
+func (t *target) join(now time.Time, ttl time.Duration, force bool) (done chan struct{}, isNew bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.pending != nil {
+		return t.pending, false
+	}
+	if !force && !t.lastAttempt.IsZero() && now.Sub(t.lastAttempt) < ttl {
+		return nil, false
+	}
+	t.pending = make(chan struct{})
+	return t.pending, true
+}
+
+// runFetches fetches the queued targets, fetchSlots at a time, and lets
+// each one's waiters go when it ends.
+func (c *Collector) runFetches(api API, ttl time.Duration, queued []*target, force bool) {
+	for i, t := range queued {
+		if err := c.slots.Acquire(c.ctx, 1); err != nil {
+			// Closing: release the waiters of what will not run.
+			for _, t := range queued[i:] {
+				t.finishFetch()
+			}
+			return
+		}
+		go func() {
+			defer c.slots.Release(1)
+			defer t.finishFetch()
+			c.fetch(api, ttl, t, force)
+		}()
+	}
+}
+
+// finishFetch ends t's current fetch for its waiters.
+func (t *target) finishFetch() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.pending != nil {
+		close(t.pending)
+		t.pending = nil
 	}
 }
 
@@ -345,13 +411,6 @@ func (c *Collector) probeDue(now time.Time, ttl time.Duration) bool {
 	}
 	c.lastProbe = now
 	return true
-}
-
-// due reports whether a scrape should fetch t, or join the fetch under way.
-func (t *target) due(now time.Time, ttl time.Duration) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.fetching || t.lastAttempt.IsZero() || now.Sub(t.lastAttempt) >= ttl
 }
 
 // RefreshPipeline re-reads one pipeline (and its run history) from the API
@@ -372,12 +431,15 @@ func (c *Collector) RefreshPipeline(ctx context.Context, id int64) bool {
 	if t == nil || api == nil {
 		return false
 	}
-	ch := c.group.DoChan(t.key, func() (any, error) {
-		c.fetch(api, ttl, t, true)
-		return nil, nil
-	})
+	// A fetch already under way started before the event and may miss its
+	// change; the webhook's trailing refresh covers that, so joining it is
+	// enough here.
+	done, isNew := t.join(c.now(), ttl, true)
+	if isNew {
+		go c.runFetches(api, ttl, []*target{t}, true)
+	}
 	select {
-	case <-ch:
+	case <-done:
 	case <-ctx.Done():
 	}
 	return true

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -57,7 +58,10 @@ func newSnapshot(st fetchState) *snapshot {
 		s.has[d.family] = true
 	}
 	var static []*dto.Metric
-	var text bytes.Buffer
+	scratch := scratchPool.Get().(*renderScratch)
+	defer scratchPool.Put(scratch)
+	text := &scratch.text
+	text.Reset()
 	for f := range numFamilies {
 		s.at[f] = uint32(text.Len())
 		static = static[:0]
@@ -67,7 +71,7 @@ func newSnapshot(st fetchState) *snapshot {
 			}
 		}
 		if len(static) > 0 {
-			appendLines(&text, family(f), static)
+			appendLinesVia(text, &scratch.family, family(f), static)
 			s.has[f] = true
 		}
 	}
@@ -88,11 +92,24 @@ func renderLines(f family, metrics []*dto.Metric) []byte {
 	return buf.Bytes()
 }
 
+// renderScratch are the buffers a rendering writes through, pooled: a
+// cold start renders thousands of pipelines, and growing fresh buffers for
+// each was most of the garbage it made.
+type renderScratch struct{ text, family bytes.Buffer }
+
+var scratchPool = sync.Pool{New: func() any { return new(renderScratch) }}
+
 // appendLines writes family f's metrics to buf as exposition lines.
 func appendLines(buf *bytes.Buffer, f family, metrics []*dto.Metric) {
-	def := &metricDefs[f]
 	var fam bytes.Buffer
-	if _, err := expfmt.MetricFamilyToText(&fam, &dto.MetricFamily{Name: &def.Name, Help: &def.Help, Type: def.Type.Enum(), Metric: metrics}); err != nil {
+	appendLinesVia(buf, &fam, f, metrics)
+}
+
+// appendLinesVia is appendLines with a scratch buffer for the family.
+func appendLinesVia(buf, fam *bytes.Buffer, f family, metrics []*dto.Metric) {
+	def := &metricDefs[f]
+	fam.Reset()
+	if _, err := expfmt.MetricFamilyToText(fam, &dto.MetricFamily{Name: &def.Name, Help: &def.Help, Type: def.Type.Enum(), Metric: metrics}); err != nil {
 		// The builder only makes valid metrics; a failure here is a bug
 		// that must not take the scrape down with it.
 		return
