@@ -191,18 +191,22 @@ func BenchmarkHTTPScrape(b *testing.B) {
 		families = append(families, std...)
 		floor := promhttp.HandlerFor(prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) { return families, nil }), promhttp.HandlerOpts{})
 		for _, h := range []struct {
-			name    string
-			handler http.Handler
+			name     string
+			handler  http.Handler
+			encoding string
 		}{
-			{"exporter", e.coll.Handler(HandlerOpts{Gatherer: others})},
-			{"floor", floor},
+			{"exporter", e.coll.Handler(HandlerOpts{Gatherer: others}), "gzip"},
+			{"floor", floor, "gzip"},
+			// Without compression: what the rendering alone saves.
+			{"exporter-identity", e.coll.Handler(HandlerOpts{Gatherer: others}), "identity"},
+			{"floor-identity", floor, "identity"},
 		} {
 			b.Run(fmt.Sprintf("pipelines=%d/%s", n, h.name), func(b *testing.B) {
 				srv := httptest.NewServer(h.handler)
 				defer srv.Close()
 				client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
 				req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
-				req.Header.Set("Accept-Encoding", "gzip")
+				req.Header.Set("Accept-Encoding", h.encoding)
 				req.Header.Set("Accept", "text/plain;version=0.0.4")
 				var size int64
 				b.ReportAllocs()

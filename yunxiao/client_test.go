@@ -615,14 +615,28 @@ func TestUpAndRequestMetrics(t *testing.T) {
 	}
 
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP yunxiao_api_requests_total Requests sent to the Yunxiao Flow API, by endpoint and HTTP status code ("error" when no answer arrived). Retries count as requests.
+# HELP yunxiao_api_requests_total Requests sent to the Yunxiao Flow API, by endpoint and HTTP status code ("error" when no answer arrived). Retries count as requests. 200, 429 and error exist from 0 for every endpoint.
 # TYPE yunxiao_api_requests_total counter
 yunxiao_api_requests_total{code="200",endpoint="CheckAPI"} 1
 yunxiao_api_requests_total{code="200",endpoint="GetLatestPipelineRun"} 1
+yunxiao_api_requests_total{code="200",endpoint="GetPipeline"} 0
+yunxiao_api_requests_total{code="200",endpoint="GetPipelineRun"} 0
+yunxiao_api_requests_total{code="200",endpoint="ListPipelineRuns"} 0
+yunxiao_api_requests_total{code="200",endpoint="ListPipelines"} 0
 yunxiao_api_requests_total{code="404",endpoint="GetPipeline"} 1
+yunxiao_api_requests_total{code="429",endpoint="CheckAPI"} 0
+yunxiao_api_requests_total{code="429",endpoint="GetLatestPipelineRun"} 0
+yunxiao_api_requests_total{code="429",endpoint="GetPipeline"} 0
+yunxiao_api_requests_total{code="429",endpoint="GetPipelineRun"} 0
+yunxiao_api_requests_total{code="429",endpoint="ListPipelineRuns"} 0
+yunxiao_api_requests_total{code="429",endpoint="ListPipelines"} 0
 yunxiao_api_requests_total{code="500",endpoint="GetLatestPipelineRun"} 6
 yunxiao_api_requests_total{code="error",endpoint="CheckAPI"} 3
 yunxiao_api_requests_total{code="error",endpoint="GetLatestPipelineRun"} 3
+yunxiao_api_requests_total{code="error",endpoint="GetPipeline"} 0
+yunxiao_api_requests_total{code="error",endpoint="GetPipelineRun"} 0
+yunxiao_api_requests_total{code="error",endpoint="ListPipelineRuns"} 0
+yunxiao_api_requests_total{code="error",endpoint="ListPipelines"} 0
 `+help+`yunxiao_up 0
 `), "yunxiao_api_requests_total", "yunxiao_up"); err != nil {
 		t.Error(err)

@@ -18,10 +18,10 @@ type Metrics struct {
 
 // NewMetrics creates the client metrics; register the result once.
 func NewMetrics() *Metrics {
-	return &Metrics{
+	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "yunxiao_api_requests_total",
-			Help: "Requests sent to the Yunxiao Flow API, by endpoint and HTTP status code (\"error\" when no answer arrived). Retries count as requests.",
+			Help: "Requests sent to the Yunxiao Flow API, by endpoint and HTTP status code (\"error\" when no answer arrived). Retries count as requests. 200, 429 and error exist from 0 for every endpoint.",
 		}, []string{"endpoint", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "yunxiao_api_request_duration_seconds",
@@ -33,6 +33,16 @@ func NewMetrics() *Metrics {
 			Help: "The Yunxiao Flow API and the token as a whole, from a probe (ListPipelines, one item) every cache_ttl: 1 when the API answered and did not refuse the token (2xx, 404, 429 or another 4xx); 0 when it refused the token (401, or 403 with a token or organization error code) or could not be reached (network error, timeout after retries, 5xx, refused redirect). One pipeline's failure never changes it. Absent until the first probe has finished.",
 		}),
 	}
+	// The codes alerts and dashboards compare exist from 0, so that
+	// increase() sees the first 429 or failed request of an episode. Other
+	// codes are born at their first request (an open set, kept bounded).
+	for _, endpoint := range []string{EndpointCheckAPI, EndpointGetLatestPipelineRun, EndpointGetPipeline,
+		EndpointGetPipelineRun, EndpointListPipelines, EndpointListPipelineRuns} {
+		for _, code := range []string{"200", "429", "error"} {
+			m.requests.WithLabelValues(endpoint, code)
+		}
+	}
+	return m
 }
 
 // Describe implements prometheus.Collector.
