@@ -53,6 +53,7 @@ test:
 # deploy/mixin fails when they drift (`go run ./deploy/mixin/gen -check`).
 generate:
 	$(GO) run ./deploy/mixin/gen
+	$(GO) run ./deploy/prometheus/record
 
 docker:
 	$(DOCKER) build -t $(DOCKER_IMAGE):$(DOCKER_TAG) \

@@ -3,10 +3,12 @@ package deploy_test
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
@@ -182,9 +184,14 @@ const (
 // PrometheusRule carry the label the operator selects them by; without it
 // kube-prometheus-stack never scrapes the exporter nor loads its alerts.
 func TestKustomizeOperatorLabels(t *testing.T) {
-	for _, overlay := range []string{"example", "sharded"} {
+	for _, overlay := range []string{"example", "sharded", "webhook"} {
 		t.Run(overlay, func(t *testing.T) {
-			ms := kustomize(t, "deploy/kubernetes/overlays/"+overlay)
+			var ms manifests
+			if overlay == "webhook" {
+				ms = kustomizeWebhook(t, webhookToken)
+			} else {
+				ms = kustomize(t, "deploy/kubernetes/overlays/"+overlay)
+			}
 			for _, kind := range []string{"ServiceMonitor", "PrometheusRule"} {
 				of := ms.ofKind(kind)
 				if len(of) != 1 {
@@ -196,5 +203,87 @@ func TestKustomizeOperatorLabels(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// webhookOverlay is the overlay with Flow's webhook on.
+const webhookOverlay = "deploy/kubernetes/overlays/webhook"
+
+// kustomizeWebhook renders the webhook overlay as a user would: with the
+// git-ignored file webhook-token beside its kustomization, holding token.
+// It renders a copy of deploy/kubernetes, so the test writes no token into
+// the repository.
+func kustomizeWebhook(t *testing.T, token string) manifests {
+	t.Helper()
+	root := t.TempDir()
+	if err := os.CopyFS(filepath.Join(root, "kubernetes"), os.DirFS(repoPath(t, "deploy", "kubernetes"))); err != nil {
+		t.Fatal(err)
+	}
+	overlay := filepath.Join(root, "kubernetes", "overlays", "webhook")
+	if err := os.WriteFile(filepath.Join(overlay, "webhook-token"), []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return kustomize(t, overlay)
+}
+
+var webhookSecretName = regexp.MustCompile(`^yunxiao-exporter-webhook-token-[a-z0-9]{10}$`)
+
+// TestKustomizeWebhook: the webhook overlay passes every check the example
+// passes, plus the webhook's: its own listener (flag, container port,
+// Service port `webhook`), the token from the secretGenerator's Secret
+// mounted where the config's webhook.token_file says (the exporter loads the
+// rendered config with it), and an Ingress for /webhook/flow alone with TLS.
+// The ServiceMonitor still scrapes http-metrics only; a new token renames the
+// Secret, and so rolls the pod; the token file is git-ignored.
+func TestKustomizeWebhook(t *testing.T) {
+	ms := kustomizeWebhook(t, webhookToken)
+	w := checkWorkload(t, withoutServicePort(t, ms, webhookPortName), workloadWant{
+		ServiceMonitor: true,
+		PrometheusRule: true,
+		TokenSecret:    "yunxiao-exporter-token",
+		TokenKey:       "token",
+		Pipelines:      true,
+	})
+	secrets := ms.ofKind("Secret")
+	if len(secrets) != 1 || !webhookSecretName.MatchString(secrets[0].Metadata.Name) {
+		t.Fatalf("want one Secret yunxiao-exporter-webhook-token-<hash> (the API token's is created out of band), got %v", secrets)
+	}
+	checkWebhook(t, ms, w, webhookWant{
+		Port:        10037,
+		TokenSecret: secrets[0].Metadata.Name,
+		TokenKey:    "token",
+		Token:       webhookToken,
+		Ingress:     true,
+		Host:        "flow-hook.example.com",
+		PathType:    "Exact",
+		TLS:         true,
+	})
+	for _, m := range ms {
+		checkStringMaps(t, m)
+		if m.Metadata.Namespace != "monitoring" {
+			t.Errorf("%s namespace = %q, want monitoring", m, m.Metadata.Namespace)
+		}
+	}
+	if !hashSuffix.MatchString(w.ConfigMap.Metadata.Name) {
+		t.Errorf("config ConfigMap %q has no content-hash suffix", w.ConfigMap.Metadata.Name)
+	}
+	if w.Config["cache_ttl"] != "10m" {
+		t.Errorf("cache_ttl = %v, want 10m: with the webhook, polling is the safety net", w.Config["cache_ttl"])
+	}
+	if got := ms.one(t, "Ingress").Metadata.Annotations["nginx.ingress.kubernetes.io/enable-access-log"]; got != "false" {
+		t.Errorf("Ingress enable-access-log = %q: keep the token out of ingress-nginx's access log", got)
+	}
+
+	// A new token renames the Secret in the pod template: the pod rolls
+	// and the exporter reads the new token.
+	again := kustomizeWebhook(t, webhookToken+"-2").ofKind("Secret")
+	if len(again) != 1 || again[0].Metadata.Name == secrets[0].Metadata.Name {
+		t.Errorf("a new token gives Secrets %v, want one renamed from %s", again, secrets[0].Metadata.Name)
+	}
+
+	// The token file stays out of git.
+	ignore := string(readFile(t, repoPath(t, webhookOverlay, ".gitignore")))
+	if !slices.Contains(strings.Split(ignore, "\n"), "webhook-token") {
+		t.Errorf("%s/.gitignore does not ignore webhook-token:\n%s", webhookOverlay, ignore)
 	}
 }

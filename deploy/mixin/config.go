@@ -26,6 +26,7 @@ import (
 	"math"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -128,6 +129,41 @@ type RateLimitAlert struct {
 	Ratio float64 `yaml:"ratio"`
 }
 
+// Delivery configures the recording rules of delivery performance (the
+// DORA "four keys" Flow can give): deployment frequency, change failure
+// rate and time to restore, per deploy pipeline and per team. They read the
+// exact run counters of run history (yunxiao_pipeline_runs_total,
+// yunxiao_pipeline_restore_duration_seconds) of the pipelines whose
+// yunxiao_pipeline_info says deploy="true", and carry Labels of that info.
+// Lead time for changes is not recorded: Flow's API gives no commit times.
+type Delivery struct {
+	// Labels of yunxiao_pipeline_info carried onto every per-pipeline
+	// series (set by pipelines[].labels and discovery.labels, or the
+	// pipeline's Flow group), e.g. [team, group].
+	Labels []string `yaml:"labels"`
+	// TeamLabels: the labels the team-level series are aggregated by; a
+	// subset of Labels. Empty: one series over every deploy pipeline.
+	TeamLabels []string `yaml:"teamLabels"`
+	// Interval at which Prometheus evaluates the group ("0s": its global
+	// evaluation_interval). The long windows read every sample of every
+	// run-history pipeline's counters: evaluating them less often is what
+	// keeps them cheap, and DORA numbers move by the day. Keep it under
+	// Prometheus' 5m lookback, so a recorded series never has a gap.
+	Interval Duration `yaml:"interval"`
+	// DeploymentFrequencyWindows: successful deploy runs are counted over
+	// each of these windows.
+	DeploymentFrequencyWindows []Duration `yaml:"deploymentFrequencyWindows"`
+	// ChangeFailureRateWindows: FAIL / (SUCCESS + FAIL) of deploy runs over
+	// each of these windows.
+	ChangeFailureRateWindows []Duration `yaml:"changeFailureRateWindows"`
+	// TimeToRestoreWindow: recoveries (first FAIL after a SUCCESS until the
+	// next SUCCESS) ended in this window make the time-to-restore
+	// quantiles.
+	TimeToRestoreWindow Duration `yaml:"timeToRestoreWindow"`
+	// TimeToRestoreQuantiles, each between 0 and 1, e.g. [0.5, 0.9].
+	TimeToRestoreQuantiles []float64 `yaml:"timeToRestoreQuantiles"`
+}
+
 // Config is everything the rules are rendered from. Its YAML form (camelCase
 // keys) is the Helm chart's `prometheusRule.alerts` block.
 type Config struct {
@@ -169,6 +205,9 @@ type Config struct {
 	ExporterAbsent             Alert             `yaml:"exporterAbsent"`
 	ExporterConfigReloadFailed Alert             `yaml:"exporterConfigReloadFailed"`
 	DiscoveryFailing           ThresholdAlert    `yaml:"discoveryFailing"`
+
+	// Delivery: the recording rules of delivery performance.
+	Delivery Delivery `yaml:"delivery"`
 }
 
 // DefaultSelector is the job every scrape config of this repository uses.
@@ -216,6 +255,21 @@ func Default() Config {
 		ExporterAbsent:             Alert{Severity: "warning", For: 15 * m},
 		ExporterConfigReloadFailed: Alert{Severity: "warning", For: 5 * m},
 		DiscoveryFailing:           ThresholdAlert{Alert{Severity: "warning"}, 30 * m},
+
+		// 1d and 7d: deployments today and this week; 30d: enough
+		// deployments for a rate and recoveries for a median. Every 2m:
+		// the 30d windows read a month of samples of every run-history
+		// counter, too much for every 30s, and 2m stays well inside the
+		// 5m lookback.
+		Delivery: Delivery{
+			Labels:                     []string{"team", "group"},
+			TeamLabels:                 []string{"team"},
+			Interval:                   2 * m,
+			DeploymentFrequencyWindows: []Duration{24 * h, 7 * 24 * h},
+			ChangeFailureRateWindows:   []Duration{7 * 24 * h, 30 * 24 * h},
+			TimeToRestoreWindow:        30 * 24 * h,
+			TimeToRestoreQuantiles:     []float64{0.5, 0.9},
+		},
 	}
 }
 
@@ -242,6 +296,11 @@ func (c Config) Scale(factor float64) Config {
 func (c Config) clone() Config {
 	out := c
 	out.GroupLabels = append([]string{}, c.GroupLabels...)
+	out.Delivery.Labels = append([]string{}, c.Delivery.Labels...)
+	out.Delivery.TeamLabels = append([]string{}, c.Delivery.TeamLabels...)
+	out.Delivery.DeploymentFrequencyWindows = append([]Duration{}, c.Delivery.DeploymentFrequencyWindows...)
+	out.Delivery.ChangeFailureRateWindows = append([]Duration{}, c.Delivery.ChangeFailureRateWindows...)
+	out.Delivery.TimeToRestoreQuantiles = append([]float64{}, c.Delivery.TimeToRestoreQuantiles...)
 	out.ExtraLabels = make(map[string]string, len(c.ExtraLabels))
 	for k, v := range c.ExtraLabels {
 		out.ExtraLabels[k] = v
@@ -258,6 +317,10 @@ func walkDurations(v reflect.Value, f func(*Duration)) {
 	case v.Kind() == reflect.Struct:
 		for i := range v.NumField() {
 			walkDurations(v.Field(i), f)
+		}
+	case v.Kind() == reflect.Slice:
+		for i := range v.Len() {
+			walkDurations(v.Index(i), f)
 		}
 	}
 }
@@ -354,7 +417,78 @@ func (c Config) Validate() error {
 	if c.PipelineFailureRatioHigh.MinRuns < 1 {
 		bad("pipelineFailureRatioHigh.minRuns", "must be at least 1")
 	}
+	errs = append(errs, c.Delivery.validate(c.GroupLabels)...)
 	return errors.Join(errs...)
+}
+
+// deliveryReserved are the labels of the series the delivery rules read or
+// write: carrying an info label of that name would clash with them.
+var deliveryReserved = map[string]bool{
+	"pipeline_id": true, "pipeline_name": true, "job": true, "instance": true,
+	"status": true, "trigger_mode": true, "le": true, "quantile": true, "deploy": true,
+}
+
+func (d Delivery) validate(groupLabels []string) []error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("delivery.%s: "+format, append([]any{key}, args...)...))
+	}
+	labels := map[string]bool{}
+	for _, l := range d.Labels {
+		switch {
+		case !labelName.MatchString(l) || strings.HasPrefix(l, "__"):
+			bad("labels", "%q is not a label name", l)
+		case deliveryReserved[l]:
+			bad("labels", "%q is a label of the series the rules read or write", l)
+		case slices.Contains(groupLabels, l):
+			bad("labels", "%q is in groupLabels, which every rule keeps already", l)
+		case labels[l]:
+			bad("labels", "%q is listed twice", l)
+		}
+		labels[l] = true
+	}
+	team := map[string]bool{}
+	for _, l := range d.TeamLabels {
+		switch {
+		case !labels[l]:
+			bad("teamLabels", "%q is not one of delivery.labels %q", l, d.Labels)
+		case team[l]:
+			bad("teamLabels", "%q is listed twice", l)
+		}
+		team[l] = true
+	}
+	if d.Interval < 0 {
+		bad("interval", "must not be negative")
+	}
+	for key, ws := range map[string][]Duration{
+		"deploymentFrequencyWindows": d.DeploymentFrequencyWindows,
+		"changeFailureRateWindows":   d.ChangeFailureRateWindows,
+	} {
+		seen := map[Duration]bool{}
+		for _, w := range ws {
+			switch {
+			case w <= 0:
+				bad(key, "%s: must be positive", w)
+			case seen[w]:
+				bad(key, "%s is listed twice", w)
+			}
+			seen[w] = true
+		}
+	}
+	if d.TimeToRestoreWindow <= 0 {
+		bad("timeToRestoreWindow", "must be positive")
+	}
+	seen := map[float64]bool{}
+	for _, q := range d.TimeToRestoreQuantiles {
+		switch {
+		case !(q > 0 && q < 1):
+			bad("timeToRestoreQuantiles", "%v, want a quantile between 0 and 1", q)
+		case seen[q]:
+			bad("timeToRestoreQuantiles", "%v is listed twice", q)
+		}
+		seen[q] = true
+	}
+	return errs
 }
 
 // Matcher is one label matcher of a selector.

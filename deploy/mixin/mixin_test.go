@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -134,11 +135,28 @@ func testConfigs() map[string]mixin.Config {
 	custom.PipelineRunStuck.Severity = "critical"
 	custom.PipelineRunFailed.KeepFiringFor = mixin.Duration(10 * time.Minute)
 	custom.PipelineNoRecentSuccess.Threshold = mixin.Duration(3 * 24 * time.Hour)
+	// Delivery by Flow group only, evaluated at Prometheus' interval,
+	// other windows and one quantile.
+	delivery := mixin.Default()
+	delivery.GroupLabels = []string{"cluster"}
+	delivery.Delivery.Labels = []string{"group", "env"}
+	delivery.Delivery.TeamLabels = []string{"group", "env"}
+	delivery.Delivery.Interval = 0
+	delivery.Delivery.DeploymentFrequencyWindows = []mixin.Duration{mixin.Duration(14 * 24 * time.Hour)}
+	delivery.Delivery.ChangeFailureRateWindows = []mixin.Duration{mixin.Duration(14 * 24 * time.Hour), mixin.Duration(90 * time.Minute)}
+	delivery.Delivery.TimeToRestoreWindow = mixin.Duration(7 * 24 * time.Hour)
+	delivery.Delivery.TimeToRestoreQuantiles = []float64{0.75}
+	// No team labels: one team-level series over every deploy pipeline.
+	noTeam := mixin.Default()
+	noTeam.Delivery.Labels = []string{}
+	noTeam.Delivery.TeamLabels = []string{}
 	return map[string]mixin.Config{
 		"default":       mixin.Default(),
 		"scaled 1/120":  mixin.Default().Scale(1.0 / 120),
 		"scaled 1/3600": mixin.Default().Scale(1.0 / 3600),
 		"custom":        custom,
+		"delivery":      delivery,
+		"no team":       noTeam,
 	}
 }
 
@@ -239,6 +257,14 @@ func TestScale(t *testing.T) {
 			for i := range a.NumField() {
 				walk(a.Field(i), b.Field(i), path+"."+a.Type().Field(i).Name)
 			}
+		case a.Kind() == reflect.Slice && a.Type().Elem() == reflect.TypeFor[mixin.Duration]():
+			if a.Len() != b.Len() {
+				t.Errorf("%s: %d durations scaled to %d", path, a.Len(), b.Len())
+				return
+			}
+			for i := range a.Len() {
+				walk(a.Index(i), b.Index(i), fmt.Sprintf("%s[%d]", path, i))
+			}
 		default:
 			if !reflect.DeepEqual(a.Interface(), b.Interface()) {
 				t.Errorf("%s changed: %v -> %v", path, a.Interface(), b.Interface())
@@ -253,7 +279,8 @@ func TestScale(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"> 120\n", "[3s]", "for: 1m\n", "for: 5s\n", "[24m]", "offset 30s"} {
+	for _, want := range []string{"> 120\n", "[3s]", "for: 1m\n", "for: 5s\n", "[24m]", "offset 30s",
+		"interval: 2s\n", "yunxiao:pipeline:deployments:increase24m", "[12h])", "yunxiao:team:restore_duration_seconds:quantile12h"} {
 		if !bytes.Contains(rules, []byte(want)) {
 			t.Errorf("scaled rules lack %q", want)
 		}
@@ -275,8 +302,10 @@ func TestRulesShape(t *testing.T) {
 		}
 		var f struct {
 			Groups []struct {
+				Name  string `yaml:"name"`
 				Rules []struct {
 					Alert  string            `yaml:"alert"`
+					Record string            `yaml:"record"`
 					Expr   string            `yaml:"expr"`
 					Labels map[string]string `yaml:"labels"`
 				} `yaml:"rules"`
@@ -288,6 +317,10 @@ func TestRulesShape(t *testing.T) {
 		var names []string
 		for _, g := range f.Groups {
 			for _, r := range g.Rules {
+				if r.Record != "" {
+					// Recording rules: TestRecordingRulesShape.
+					continue
+				}
 				names = append(names, r.Alert)
 				for k, v := range c.ExtraLabels {
 					if r.Labels[k] != v {
@@ -362,6 +395,18 @@ func TestHelmRulesMatchConfig(t *testing.T) {
 	custom.PipelineFailureRatioHigh.Ratio = 0.25
 	custom.PipelineFailureRatioHigh.MinRuns = 10
 	custom.GapWindow = mixin.Duration(5 * time.Minute)
+	custom.Delivery.Labels = []string{"team", "env"}
+	custom.Delivery.TeamLabels = []string{"team", "env"}
+	custom.Delivery.Interval = 0
+	custom.Delivery.DeploymentFrequencyWindows = []mixin.Duration{mixin.Duration(7 * 24 * time.Hour), mixin.Duration(14 * 24 * time.Hour)}
+	custom.Delivery.ChangeFailureRateWindows = []mixin.Duration{mixin.Duration(14 * 24 * time.Hour)}
+	custom.Delivery.TimeToRestoreWindow = mixin.Duration(90 * time.Minute)
+	custom.Delivery.TimeToRestoreQuantiles = []float64{0.25, 0.95}
+	noTeam := mixin.Default()
+	noTeam.Delivery.Labels = []string{}
+	noTeam.Delivery.TeamLabels = []string{}
+	noTeam.Delivery.DeploymentFrequencyWindows = []mixin.Duration{}
+	noTeam.Delivery.TimeToRestoreQuantiles = []float64{}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -386,7 +431,22 @@ func TestHelmRulesMatchConfig(t *testing.T) {
 			"--set", "prometheusRule.alerts.pipelineFailureRatioHigh.ratio=0.25",
 			"--set", "prometheusRule.alerts.pipelineFailureRatioHigh.minRuns=10",
 			"--set", "prometheusRule.alerts.gapWindow=5m",
+			"--set", "prometheusRule.alerts.delivery.labels={team,env}",
+			"--set", "prometheusRule.alerts.delivery.teamLabels={team,env}",
+			"--set", "prometheusRule.alerts.delivery.interval=0s",
+			"--set", "prometheusRule.alerts.delivery.deploymentFrequencyWindows={7d,14d}",
+			"--set", "prometheusRule.alerts.delivery.changeFailureRateWindows={14d}",
+			"--set", "prometheusRule.alerts.delivery.timeToRestoreWindow=1h30m",
+			"--set", "prometheusRule.alerts.delivery.timeToRestoreQuantiles={0.25,0.95}",
 		}, custom},
+		// Empty lists render no rule for them; no team labels, one
+		// team-level series.
+		{"delivery without team", []string{
+			"--set", "prometheusRule.alerts.delivery.labels=null",
+			"--set", "prometheusRule.alerts.delivery.teamLabels=null",
+			"--set", "prometheusRule.alerts.delivery.deploymentFrequencyWindows=null",
+			"--set", "prometheusRule.alerts.delivery.timeToRestoreQuantiles=null",
+		}, withSelector(noTeam, `job="yunxiao-yunxiao-exporter"`)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := helmRules(t, helm, tc.args...)
@@ -411,6 +471,7 @@ func TestHelmRejects(t *testing.T) {
 	for want, args := range map[string][]string{
 		`"2 hours" is not a Prometheus duration`: {"--set", "prometheusRule.alerts.pipelineRunStuck.threshold=2 hours"},
 		"severity is set per alert":              {"--set", "prometheusRule.alerts.extraLabels.severity=page"},
+		`"1 week" is not a Prometheus duration`:  {"--set", "prometheusRule.alerts.delivery.changeFailureRateWindows={1 week}"},
 	} {
 		_, err := helmRules(t, helm, args...)
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -553,5 +614,166 @@ func TestParseSelector(t *testing.T) {
 	}
 	if mixin.MatchesLabels(sel, map[string]string{"job": "blackbox-yunxiao-api", "namespace": "ci"}) {
 		t.Error("the default selector matches a blackbox job")
+	}
+}
+
+// ---- recording rules ----
+
+// TestRecordingRulesShape: the delivery recording rules, for any config:
+// named in the yunxiao: namespace as level:metric:operations, every raw
+// series read through the selector, never keyed by instance, every join to
+// yunxiao_pipeline_info guarded against many-to-many, no bucket selected by
+// an integer-looking le, and one rule per window and quantile.
+func TestRecordingRulesShape(t *testing.T) {
+	name := regexp.MustCompile(`^yunxiao:(pipeline|team):[a-z_]+:(increase|ratio|quantile)[0-9a-z]+$`)
+	for cname, c := range testConfigs() {
+		rules, err := mixin.Rules(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var f struct {
+			Groups []struct {
+				Name     string `yaml:"name"`
+				Interval string `yaml:"interval"`
+				Rules    []struct {
+					Alert  string            `yaml:"alert"`
+					Record string            `yaml:"record"`
+					Expr   string            `yaml:"expr"`
+					Labels map[string]string `yaml:"labels"`
+				} `yaml:"rules"`
+			} `yaml:"groups"`
+		}
+		if err := yaml.Unmarshal(rules, &f); err != nil {
+			t.Fatal(err)
+		}
+		var records []string
+		quantiles := map[string][]string{}
+		for _, g := range f.Groups {
+			for _, r := range g.Rules {
+				if r.Record == "" {
+					continue
+				}
+				if g.Name != "yunxiao_delivery" {
+					t.Errorf("%s: record %s in group %s", cname, r.Record, g.Name)
+				}
+				if want := c.Delivery.Interval.String(); g.Interval != want && !(want == "0s" && g.Interval == "") {
+					t.Errorf("%s: group interval %q, want %s", cname, g.Interval, c.Delivery.Interval)
+				}
+				where := cname + ": " + r.Record
+				if !name.MatchString(r.Record) {
+					t.Errorf("%s: not yunxiao:<level>:<metric>:<operations>", where)
+				}
+				if q := r.Labels["quantile"]; q != "" {
+					quantiles[r.Record] = append(quantiles[r.Record], q)
+				} else if len(r.Labels) > 0 {
+					t.Errorf("%s: labels %v", where, r.Labels)
+				}
+				if !slices.Contains(records, r.Record) {
+					records = append(records, r.Record)
+				}
+				for _, m := range regexp.MustCompile(`\b(by|on|without|group_left)\s*\(([^)]*)\)`).FindAllStringSubmatch(r.Expr, -1) {
+					if regexp.MustCompile(`\b(instance|job)\b`).MatchString(m[2]) {
+						t.Errorf("%s: keyed by job or instance: %s", where, m[0])
+					}
+				}
+				for _, sel := range regexp.MustCompile(`\b(yunxiao_[a-z_]+)\{([^}]*)\}`).FindAllStringSubmatch(r.Expr, -1) {
+					if !strings.HasPrefix(sel[2], c.Selector) {
+						t.Errorf("%s: %s does not use the selector %s", where, sel[0], c.Selector)
+					}
+				}
+				if strings.Contains(r.Expr, "yunxiao_pipeline_info") &&
+					(!strings.Contains(r.Expr, "topk by (") || !strings.Contains(r.Expr, "group_left") || !strings.Contains(r.Expr, "last_over_time(yunxiao_pipeline_info")) {
+					t.Errorf("%s: joins yunxiao_pipeline_info without last_over_time, topk by pipeline and group_left: %s", where, r.Expr)
+				}
+				for _, m := range regexp.MustCompile(`\ble\s*=~?\s*"([^"]*)"`).FindAllStringSubmatch(r.Expr, -1) {
+					if m[1] != "+Inf" {
+						t.Errorf("%s: selects le=%q", where, m[1])
+					}
+				}
+				if strings.HasPrefix(r.Record, "yunxiao:team:") {
+					for _, l := range c.Delivery.TeamLabels {
+						if !strings.Contains(r.Expr, l) {
+							t.Errorf("%s: does not aggregate by team label %s", where, l)
+						}
+					}
+				}
+			}
+		}
+		if want := mixin.RecordNames(c); !reflect.DeepEqual(records, want) {
+			t.Errorf("%s: records %v, want RecordNames %v", cname, records, want)
+		}
+		var qs []string
+		for _, q := range c.Delivery.TimeToRestoreQuantiles {
+			qs = append(qs, fmt.Sprint(q))
+		}
+		for rec, got := range quantiles {
+			if !reflect.DeepEqual(got, qs) {
+				t.Errorf("%s: %s for quantiles %v, want %v", cname, rec, got, qs)
+			}
+		}
+		for _, w := range c.Delivery.DeploymentFrequencyWindows {
+			for _, level := range []string{"pipeline", "team"} {
+				if rec := "yunxiao:" + level + ":deployments:increase" + w.String(); !slices.Contains(records, rec) {
+					t.Errorf("%s: no %s", cname, rec)
+				}
+			}
+		}
+		for _, w := range c.Delivery.ChangeFailureRateWindows {
+			for _, level := range []string{"pipeline", "team"} {
+				if rec := "yunxiao:" + level + ":change_failure_rate:ratio" + w.String(); !slices.Contains(records, rec) {
+					t.Errorf("%s: no %s", cname, rec)
+				}
+			}
+		}
+		if !bytes.Contains(rules, []byte("Lead time for changes is NOT recorded")) {
+			t.Errorf("%s: the rule file does not say that lead time is not recorded", cname)
+		}
+	}
+}
+
+// TestValidateRejectsDelivery: the delivery settings that would render
+// broken or clashing rules.
+func TestValidateRejectsDelivery(t *testing.T) {
+	for want, mutate := range map[string]func(*mixin.Config){
+		`delivery.labels: "le" is a label of the series`:   func(c *mixin.Config) { c.Delivery.Labels = []string{"team", "le"} },
+		`delivery.labels: "a-b" is not a label name`:       func(c *mixin.Config) { c.Delivery.Labels = []string{"a-b"} },
+		`delivery.labels: "team" is listed twice`:          func(c *mixin.Config) { c.Delivery.Labels = []string{"team", "team"} },
+		`delivery.labels: "cluster" is in groupLabels`:     func(c *mixin.Config) { c.GroupLabels = []string{"cluster"}; c.Delivery.Labels = []string{"cluster"} },
+		`delivery.teamLabels: "env" is not one of`:         func(c *mixin.Config) { c.Delivery.TeamLabels = []string{"env"} },
+		`delivery.interval: must not be negative`:          func(c *mixin.Config) { c.Delivery.Interval = -1 },
+		`delivery.deploymentFrequencyWindows: 0s: must be`: func(c *mixin.Config) { c.Delivery.DeploymentFrequencyWindows = []mixin.Duration{0} },
+		`delivery.changeFailureRateWindows: 7d is listed tw`: func(c *mixin.Config) {
+			c.Delivery.ChangeFailureRateWindows = append(c.Delivery.ChangeFailureRateWindows, c.Delivery.ChangeFailureRateWindows[0])
+		},
+		`delivery.timeToRestoreWindow: must be positive`: func(c *mixin.Config) { c.Delivery.TimeToRestoreWindow = 0 },
+		`delivery.timeToRestoreQuantiles: 1, want`:       func(c *mixin.Config) { c.Delivery.TimeToRestoreQuantiles = []float64{1} },
+	} {
+		c := mixin.Default()
+		mutate(&c)
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v, want an error saying %q", err, want)
+		}
+	}
+}
+
+// TestDefaultDelivery: what the dashboards and docs promise of the default
+// delivery rules.
+func TestDefaultDelivery(t *testing.T) {
+	got := mixin.RecordNames(mixin.Default())
+	for _, want := range []string{
+		"yunxiao:pipeline:deployments:increase1d", "yunxiao:pipeline:deployments:increase7d",
+		"yunxiao:team:deployments:increase1d", "yunxiao:team:deployments:increase7d",
+		"yunxiao:pipeline:change_failure_rate:ratio7d", "yunxiao:pipeline:change_failure_rate:ratio30d",
+		"yunxiao:team:change_failure_rate:ratio7d", "yunxiao:team:change_failure_rate:ratio30d",
+		"yunxiao:pipeline:restore_duration_seconds:quantile30d", "yunxiao:team:restore_duration_seconds:quantile30d",
+		"yunxiao:pipeline:restores:increase30d", "yunxiao:team:restores:increase30d",
+	} {
+		if !slices.Contains(got, want) {
+			t.Errorf("Default() records no %s; records %v", want, got)
+		}
+	}
+	if d := mixin.Default().Delivery.Interval; d <= 0 || d >= mixin.Duration(5*time.Minute) {
+		t.Errorf("default delivery interval %s: want a few minutes, under the 5m lookback", d)
 	}
 }

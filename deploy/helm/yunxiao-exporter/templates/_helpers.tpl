@@ -140,5 +140,75 @@ the mounted Secret. An empty pipeline list without discovery is refused here
 {{- end }}
 {{- $_ := set $yunxiao "token_file" (printf "%s/token" (include "yunxiao-exporter.configDir" .)) }}
 {{- $_ = set $config "yunxiao" $yunxiao }}
+{{- $webhook := default dict (get $config "webhook") }}
+{{- if hasKey $webhook "token" }}
+{{- fail "config.webhook.token: put the webhook secret in webhook.token or webhook.existingSecret, not in the config" }}
+{{- end }}
+{{- if include "yunxiao-exporter.webhook" . }}
+{{- $_ = set $webhook "token_file" (printf "%s/webhook-token" (include "yunxiao-exporter.configDir" .)) }}
+{{- $_ = set $config "webhook" $webhook }}
+{{- else if $webhook }}
+{{- fail "config.webhook: set webhook.enabled=true (with webhook.existingSecret or webhook.token) instead; the chart mounts the webhook secret and sets webhook.token_file" }}
+{{- else }}
+{{- $_ = unset $config "webhook" }}
+{{- end }}
 {{- toYaml $config }}
+{{- end }}
+
+{{/*
+"true" when webhook.enabled is set, else empty. webhook.ingress.enabled
+without it is refused: the Ingress would route to a port nothing listens on.
+*/}}
+{{- define "yunxiao-exporter.webhook" -}}
+{{- $webhook := default dict .Values.webhook }}
+{{- if get $webhook "enabled" }}true
+{{- else if dig "ingress" "enabled" false $webhook }}
+{{- fail "webhook.ingress.enabled needs webhook.enabled=true" }}
+{{- end }}
+{{- end }}
+
+{{/*
+The Secret holding the webhook's token, and its key, chosen like the API
+token's: webhook.existingSecret, else the chart's own <fullname>-webhook-token
+(created from webhook.token, or by the user).
+*/}}
+{{- define "yunxiao-exporter.webhookSecretName" -}}
+{{- if and .Values.webhook.existingSecret .Values.webhook.token }}
+{{- fail "webhook: set either existingSecret or token, not both" }}
+{{- end }}
+{{- default (printf "%s-webhook-token" (include "yunxiao-exporter.fullname" .)) .Values.webhook.existingSecret }}
+{{- end }}
+
+{{- define "yunxiao-exporter.webhookSecretKey" -}}
+{{- if .Values.webhook.existingSecret }}
+{{- default "token" .Values.webhook.existingSecretKey }}
+{{- else }}
+{{- print "token" }}
+{{- end }}
+{{- end }}
+
+{{/*
+webhook.token, trimmed, refused unless the exporter would accept it: at least
+16 characters of A-Z a-z 0-9 - . _ ~ (it travels in a URL query).
+*/}}
+{{- define "yunxiao-exporter.webhookToken" -}}
+{{- $token := trim (toString .Values.webhook.token) }}
+{{- if not (regexMatch "^[A-Za-z0-9._~-]{16,}$" $token) }}
+{{- fail "webhook.token: the webhook token must be at least 16 characters, only letters, digits and - . _ ~ (it is sent in a URL query), e.g. from `openssl rand -hex 24`" }}
+{{- end }}
+{{- $token }}
+{{- end }}
+
+{{/*
+The webhook listener's port: a valid port, not the metrics port.
+*/}}
+{{- define "yunxiao-exporter.webhookPort" -}}
+{{- $port := int .Values.webhook.port }}
+{{- if or (lt $port 1) (gt $port 65535) }}
+{{- fail (printf "webhook.port %v: want a port number, 1 to 65535" .Values.webhook.port) }}
+{{- end }}
+{{- if or (eq $port 10036) (eq $port (int .Values.service.port)) }}
+{{- fail (printf "webhook.port %d: the metrics listener (10036) or service.port uses it; pick another" $port) }}
+{{- end }}
+{{- $port }}
 {{- end }}
