@@ -354,7 +354,22 @@ func startDemo(logger log.Logger) (*config.Config, func(), error) {
 	fmt.Fprintf(&b, "yunxiao:\n  endpoint: http://%s\n  organization_id: %s\n  token: %s\ncache_ttl: 10s\n", ln.Addr(), org, token)
 	// The demo shows everything: run history, and discovery finding the
 	// same pipelines the list names.
-	b.WriteString("run_history: true\ndiscovery:\n  enabled: true\n  refresh_interval: 1m\npipelines:\n")
+	b.WriteString("run_history: true\ndiscovery:\n  enabled: true\n  refresh_interval: 1m\n")
+	// Owners and deployments, so that routing by team and the delivery
+	// dashboard have something to show.
+	b.WriteString(`  labels:
+    - match: "(backend|frontend)-.*"
+      labels: {team: web}
+    - match: "backend-build|deploy-.*"
+      deploy: true
+    - match: "deploy-.*|release-.*"
+      labels: {team: ops}
+    - match: "nightly-.*|data-.*"
+      labels: {team: data}
+    - match: "移动端.*"
+      labels: {team: mobile}
+`)
+	b.WriteString("pipelines:\n")
 	for _, p := range flowsim.DemoPipelines() {
 		fmt.Fprintf(&b, "  - id: %d\n", p.ID) // names come from GetPipeline
 	}

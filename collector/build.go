@@ -206,7 +206,7 @@ func (b *builder) addMoving(f family, labels []*dto.LabelPair, v moving) {
 
 func (b *builder) addHistogram(f family, labels []*dto.LabelPair, h histo) {
 	hist := &dto.Histogram{SampleCount: proto.Uint64(h.count), SampleSum: proto.Float64(h.sum)}
-	for i, bound := range runDurationBuckets {
+	for i, bound := range h.bounds {
 		hist.Bucket = append(hist.Bucket, &dto.Bucket{UpperBound: proto.Float64(bound), CumulativeCount: proto.Uint64(h.buckets[i])})
 	}
 	b.snap.families[f] = append(b.snap.families[f], &dto.Metric{Label: labels, Histogram: hist})

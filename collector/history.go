@@ -33,6 +33,10 @@ var (
 // runDurationBuckets suit CI runs: ten seconds to six hours.
 var runDurationBuckets = []float64{10, 30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 3600, 5400, 7200, 10800, 21600}
 
+// restoreBuckets suit times to restore, which span minutes to days: five
+// minutes to a week.
+var restoreBuckets = []float64{300, 900, 1800, 3600, 7200, 14400, 21600, 43200, 86400, 172800, 345600, 604800}
+
 // history counts a pipeline's finished runs exactly once each, from the
 // run lists the API gives (ListPipelineRuns, filtered by start time).
 //
@@ -74,19 +78,20 @@ type history struct {
 	lastCounted []yunxiao.RunSummary // what the last observe counted
 }
 
-// histo is a cumulative histogram over runDurationBuckets.
+// histo is a cumulative histogram over bounds.
 type histo struct {
+	bounds  []float64 // shared, never modified
 	buckets []uint64
 	sum     float64
 	count   uint64
 }
 
-func newHisto() histo { return histo{buckets: make([]uint64, len(runDurationBuckets))} }
+func newHisto(bounds []float64) histo { return histo{bounds: bounds, buckets: make([]uint64, len(bounds))} }
 
 func (h *histo) observe(seconds float64) {
 	h.sum += seconds
 	h.count++
-	for i, bound := range runDurationBuckets {
+	for i, bound := range h.bounds {
 		if seconds <= bound {
 			h.buckets[i]++
 		}
@@ -94,7 +99,7 @@ func (h *histo) observe(seconds float64) {
 }
 
 func (h histo) clone() histo {
-	return histo{buckets: append([]uint64(nil), h.buckets...), sum: h.sum, count: h.count}
+	return histo{bounds: h.bounds, buckets: append([]uint64(nil), h.buckets...), sum: h.sum, count: h.count}
 }
 
 type runKey struct{ status, triggerMode string }
@@ -104,7 +109,8 @@ func newHistory() *history {
 		pending:  map[yunxiao.ID]yunxiao.Millis{},
 		counted:  map[yunxiao.ID]yunxiao.Millis{},
 		runs:     map[runKey]uint64{},
-		duration: newHisto(), queued: newHisto(), exec: newHisto(), restore: newHisto(),
+		duration: newHisto(runDurationBuckets), queued: newHisto(runDurationBuckets), exec: newHisto(runDurationBuckets),
+		restore: newHisto(restoreBuckets),
 	}
 	for _, status := range initialRunStatuses {
 		for _, mode := range initialTriggerMode {

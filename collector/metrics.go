@@ -134,7 +134,7 @@ var metricDefs = [numFamilies]MetricDef{
 		"Executing time (duration minus queued and approval-gate time) of the pipeline's finished runs, each observed once, read like yunxiao_pipeline_run_queued_duration_seconds (run_history only).",
 		dto.MetricType_HISTOGRAM, pipelineLabels},
 	famRestoreDuration: {"yunxiao_pipeline_restore_duration_seconds",
-		"Time to restore: from the end of the first FAIL run after a SUCCESS to the end of the next SUCCESS run, each recovery observed once, from ListPipelineRuns (run_history only; the red spell in progress at first sight is learnt from the last 7 days of runs).",
+		"Time to restore: from the end of the first FAIL run after a SUCCESS to the end of the next SUCCESS run, each recovery observed once, from ListPipelineRuns (run_history only; the red spell in progress at first sight is learnt from the last 7 days of runs). Buckets from 5 minutes to a week.",
 		dto.MetricType_HISTOGRAM, pipelineLabels},
 }
 
