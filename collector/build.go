@@ -321,7 +321,9 @@ func build(st fetchState) *built {
 	if st.fetched {
 		b.add(famUp, base, boolFloat(st.up))
 	}
-	b.add(famPipelineInfo, infoLabels(base, st), 1)
+	if st.name != "" { // its context is about a pipeline one can name
+		b.add(famPipelineInfo, infoLabels(base, st), 1)
+	}
 	if !st.lastSuccess.IsZero() {
 		b.add(famLastSuccess, base, float64(st.lastSuccess.UnixMilli())/1000)
 	}

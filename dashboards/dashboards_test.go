@@ -81,6 +81,9 @@ var contractMetrics = []struct {
 	{"yunxiao_exporter_config_last_reload_successful", "exporter"},
 	{"yunxiao_exporter_config_last_reload_success_timestamp_seconds", "exporter"},
 	{"yunxiao_exporter_shard_info", "exporter"},
+	{"yunxiao_webhook_enabled", "exporter"},
+	{"yunxiao_webhook_events_total", "exporter"},
+	{"yunxiao_webhook_last_accepted_timestamp_seconds", "exporter (webhook, after its first accepted event)"},
 	{"go_goroutines", "go collector"},
 	{"go_memstats_heap_inuse_bytes", "go collector"},
 	{"process_cpu_seconds_total", "process collector"},
@@ -454,6 +457,10 @@ func TestQueries(t *testing.T) {
 		{"yunxiao-delivery", "yunxiao:team:deployments:increase1d"},
 		{"yunxiao-delivery", "yunxiao:pipeline:change_failure_rate:ratio7d"},
 		{"yunxiao-delivery", "yunxiao:team:restore_duration_seconds:quantile30d"},
+		// Issue 12.
+		{"yunxiao-exporter-health", "yunxiao_webhook_enabled"},
+		{"yunxiao-exporter-health", "increase(yunxiao_webhook_events_total"},
+		{"yunxiao-exporter-health", "yunxiao_webhook_last_accepted_timestamp_seconds"},
 	} {
 		found := false
 		for _, q := range qs {
@@ -678,6 +685,8 @@ func TestOptInPanelsSaySo(t *testing.T) {
 		{"yunxiao_pipeline_run_executing_duration_seconds", "run_history"},
 		// The delivery recording rules read run history's counters.
 		{"yunxiao:", "run_history"},
+		// Absent until the webhook, turned on, accepts an event.
+		{"yunxiao_webhook_last_accepted_timestamp_seconds", "webhook.token"},
 	}
 	_, raw := loadAll(t)
 	for name, b := range raw {
@@ -1068,7 +1077,7 @@ func TestAPIErrorRatio(t *testing.T) {
 
 // alertThresholds are the alert rules' thresholds the dashboards must use.
 type alertThresholds struct {
-	stuck, noSuccess, dataStale, discovery time.Duration
+	stuck, noSuccess, dataStale, discovery, webhookSilent time.Duration
 }
 
 // TestThresholdsAgreeWithAlerts (issue 10, item 15): the dashboards' default
@@ -1130,6 +1139,7 @@ func TestThresholdsAgreeWithAlerts(t *testing.T) {
 		{"exporter-health.json", "Oldest data", a.dataStale},
 		{"exporter-health.json", "Data age", a.dataStale},
 		{"exporter-health.json", "Since last discovery", a.discovery},
+		{"exporter-health.json", "Since last accepted webhook event", a.webhookSilent},
 	} {
 		got, ok := red[w.file+"\x00"+w.title]
 		if !ok {
@@ -1182,6 +1192,8 @@ func rulesThresholds() alertThresholds {
 		noSuccess: time.Duration(c.PipelineNoRecentSuccess.Threshold),
 		dataStale: time.Duration(c.PipelineDataStale.Threshold),
 		discovery: time.Duration(c.DiscoveryFailing.Threshold),
+		// The health dashboard's time since the last accepted event.
+		webhookSilent: time.Duration(c.WebhookSilent.Threshold),
 	}
 }
 
@@ -1231,5 +1243,68 @@ func TestStuckStatusesAgreeWithAlerts(t *testing.T) {
 	}
 	if n == 0 {
 		t.Error("no dashboard query tells stuck runs by their status")
+	}
+}
+
+// TestWebhookPanels (issue 12): the Exporter health dashboard shows the
+// webhook receiver's metrics: whether it is on, its events in the range by
+// result as counts (increase over $__range, in a stat or bar gauge, not a
+// rate), and the time since the last accepted event the way
+// YunxiaoWebhookSilent reads it (the newest over every instance of the
+// job, so a restart does not blank it), each panel with a description
+// naming what it shows, and the last one naming the alert and its
+// threshold.
+func TestWebhookPanels(t *testing.T) {
+	d, raw := dashboardByUID(t, "yunxiao-exporter-health")
+	var top struct {
+		Panels []rawPanel `json:"panels"`
+	}
+	if err := json.Unmarshal(raw, &top); err != nil {
+		t.Fatal(err)
+	}
+	descriptions := map[string]string{}
+	for _, p := range flattenRaw(top.Panels) {
+		descriptions[p.Title] = p.Description
+	}
+	threshold := mixin.Default().WebhookSilent.Threshold
+	found := map[string]bool{}
+	for _, p := range d.AllPanels() {
+		for _, tg := range p.Targets {
+			where := p.Title + " " + tg.RefID
+			switch {
+			case strings.Contains(tg.Expr, "yunxiao_webhook_enabled"):
+				found["enabled"] = true
+				if p.Type != "stat" || !strings.Contains(descriptions[p.Title], "webhook.token") {
+					t.Errorf("%s: want a stat whose description says webhook.token turns it on", where)
+				}
+			case strings.Contains(tg.Expr, "yunxiao_webhook_events_total"):
+				found["events"] = true
+				if !regexp.MustCompile(`^sum by \(result\) \(increase\(yunxiao_webhook_events_total\{[^}]*\}\[\$__range\]\)\)$`).MatchString(tg.Expr) ||
+					(p.Type != "stat" && p.Type != "bargauge") || !tg.Instant {
+					t.Errorf("%s: want an instant stat or bar gauge of sum by (result) (increase(...[$__range])), got %s %q", where, p.Type, tg.Expr)
+				}
+				for _, result := range []string{"accepted", "unauthorized", "bad_request", "too_large", "rate_limited", "unwatched"} {
+					if !strings.Contains(descriptions[p.Title], result) {
+						t.Errorf("%s: the description does not explain result %s", where, result)
+					}
+				}
+			case strings.Contains(tg.Expr, "yunxiao_webhook_last_accepted_timestamp_seconds"):
+				found["last"] = true
+				if !strings.Contains(tg.Expr, "max by (job) (max_over_time(yunxiao_webhook_last_accepted_timestamp_seconds{") {
+					t.Errorf("%s: want the newest event over every instance of the job, as the alert reads it: %q", where, tg.Expr)
+				}
+				if p.FieldConfig.Defaults.Unit != "s" {
+					t.Errorf("%s: unit %q, want s", where, p.FieldConfig.Defaults.Unit)
+				}
+				if desc := descriptions[p.Title]; !strings.Contains(desc, "YunxiaoWebhookSilent") || !strings.Contains(desc, threshold.String()) {
+					t.Errorf("%s: the description does not name YunxiaoWebhookSilent and its threshold %s", where, threshold)
+				}
+			}
+		}
+	}
+	for _, want := range []string{"enabled", "events", "last"} {
+		if !found[want] {
+			t.Errorf("exporter health: no webhook panel shows %s", want)
+		}
 	}
 }

@@ -134,15 +134,13 @@ type RateLimitAlert struct {
 // rate and time to restore, per deploy pipeline and per team. They read the
 // exact run counters of run history (yunxiao_pipeline_runs_total,
 // yunxiao_pipeline_restore_duration_seconds) of the pipelines whose
-// yunxiao_pipeline_info says deploy="true", and carry Labels of that info.
+// yunxiao_pipeline_info says deploy="true", and carry the Config's
+// PipelineLabels of that info, as the per-pipeline alerts do.
 // Lead time for changes is not recorded: Flow's API gives no commit times.
 type Delivery struct {
-	// Labels of yunxiao_pipeline_info carried onto every per-pipeline
-	// series (set by pipelines[].labels and discovery.labels, or the
-	// pipeline's Flow group), e.g. [team, group].
-	Labels []string `yaml:"labels"`
 	// TeamLabels: the labels the team-level series are aggregated by; a
-	// subset of Labels. Empty: one series over every deploy pipeline.
+	// subset of the Config's PipelineLabels. Empty: one series over every
+	// deploy pipeline.
 	TeamLabels []string `yaml:"teamLabels"`
 	// Interval at which Prometheus evaluates the group ("0s": its global
 	// evaluation_interval). The long windows read every sample of every
@@ -175,8 +173,19 @@ type Config struct {
 	// own (pipeline_id and pipeline_name, or job and instance), e.g.
 	// [cluster] for a Prometheus that sees several clusters.
 	GroupLabels []string `yaml:"groupLabels"`
-	// ExtraLabels are added to every alert (e.g. team: ci).
+	// ExtraLabels are added to every alert (e.g. page: "no"). A key may
+	// not be one of PipelineLabels: the rule's fixed value would replace
+	// every pipeline's own.
 	ExtraLabels map[string]string `yaml:"extraLabels"`
+	// PipelineLabels: labels of yunxiao_pipeline_info (set by
+	// pipelines[].labels and discovery.labels, or the pipeline's Flow
+	// group) carried onto every per-pipeline alert and every per-pipeline
+	// delivery series, e.g. [team, group], so Alertmanager can route a
+	// pipeline's alerts by team. Joined on pipeline_id with the info
+	// deduplicated (one series per pipeline, whatever the exporters, a
+	// reload or a rollout); an alert whose pipeline has no info series
+	// fires without them. Empty: no join.
+	PipelineLabels []string `yaml:"pipelineLabels"`
 	// RunbookURL: each alert's runbook_url is this plus its name in lower
 	// case (the runbook's heading anchor).
 	RunbookURL string `yaml:"runbookURL"`
@@ -205,6 +214,9 @@ type Config struct {
 	ExporterAbsent             Alert             `yaml:"exporterAbsent"`
 	ExporterConfigReloadFailed Alert             `yaml:"exporterConfigReloadFailed"`
 	DiscoveryFailing           ThresholdAlert    `yaml:"discoveryFailing"`
+	// WebhookSilent: the webhook is on but has accepted no event for
+	// Threshold while pipelines of the job started runs.
+	WebhookSilent ThresholdAlert `yaml:"webhookSilent"`
 
 	// Delivery: the recording rules of delivery performance.
 	Delivery Delivery `yaml:"delivery"`
@@ -232,12 +244,13 @@ const HistorySeedWindow = Duration(7 * 24 * time.Hour)
 func Default() Config {
 	h, m := Duration(time.Hour), Duration(time.Minute)
 	return Config{
-		Selector:      DefaultSelector,
-		GroupLabels:   []string{},
-		ExtraLabels:   map[string]string{},
-		RunbookURL:    DefaultRunbookURL,
-		GapWindow:     3 * m,
-		FetchHoldback: 15 * m,
+		Selector:       DefaultSelector,
+		GroupLabels:    []string{},
+		ExtraLabels:    map[string]string{},
+		PipelineLabels: []string{"team", "group"},
+		RunbookURL:     DefaultRunbookURL,
+		GapWindow:      3 * m,
+		FetchHoldback:  15 * m,
 
 		PipelineRunFailed: Alert{Severity: "warning"},
 		// 7d: a weekly scheduled pipeline runs at least once in it, and it
@@ -255,6 +268,9 @@ func Default() Config {
 		ExporterAbsent:             Alert{Severity: "warning", For: 15 * m},
 		ExporterConfigReloadFailed: Alert{Severity: "warning", For: 5 * m},
 		DiscoveryFailing:           ThresholdAlert{Alert{Severity: "warning"}, 30 * m},
+		// 6h: a working day has runs every few hours; a webhook silent that
+		// long while runs start is broken, not quiet.
+		WebhookSilent: ThresholdAlert{Alert{Severity: "warning"}, 6 * h},
 
 		// 1d and 7d: deployments today and this week; 30d: enough
 		// deployments for a rate and recoveries for a median. Every 2m:
@@ -262,7 +278,6 @@ func Default() Config {
 		// counter, too much for every 30s, and 2m stays well inside the
 		// 5m lookback.
 		Delivery: Delivery{
-			Labels:                     []string{"team", "group"},
 			TeamLabels:                 []string{"team"},
 			Interval:                   2 * m,
 			DeploymentFrequencyWindows: []Duration{24 * h, 7 * 24 * h},
@@ -296,7 +311,7 @@ func (c Config) Scale(factor float64) Config {
 func (c Config) clone() Config {
 	out := c
 	out.GroupLabels = append([]string{}, c.GroupLabels...)
-	out.Delivery.Labels = append([]string{}, c.Delivery.Labels...)
+	out.PipelineLabels = append([]string{}, c.PipelineLabels...)
 	out.Delivery.TeamLabels = append([]string{}, c.Delivery.TeamLabels...)
 	out.Delivery.DeploymentFrequencyWindows = append([]Duration{}, c.Delivery.DeploymentFrequencyWindows...)
 	out.Delivery.ChangeFailureRateWindows = append([]Duration{}, c.Delivery.ChangeFailureRateWindows...)
@@ -395,6 +410,7 @@ func (c Config) Validate() error {
 		"pipelineRunStuck.threshold":        c.PipelineRunStuck.Threshold,
 		"pipelineDataStale.threshold":       c.PipelineDataStale.Threshold,
 		"discoveryFailing.threshold":        c.DiscoveryFailing.Threshold,
+		"webhookSilent.threshold":           c.WebhookSilent.Threshold,
 		"pipelineFailureRatioHigh.window":   c.PipelineFailureRatioHigh.Window,
 		"apiRateLimited.window":             c.APIRateLimited.Window,
 		"pipelineWaitingTooLong.for":        c.PipelineWaitingTooLong.For,
@@ -417,41 +433,48 @@ func (c Config) Validate() error {
 	if c.PipelineFailureRatioHigh.MinRuns < 1 {
 		bad("pipelineFailureRatioHigh.minRuns", "must be at least 1")
 	}
-	errs = append(errs, c.Delivery.validate(c.GroupLabels)...)
+	labels := map[string]bool{}
+	for _, l := range c.PipelineLabels {
+		switch {
+		case !labelName.MatchString(l) || strings.HasPrefix(l, "__"):
+			bad("pipelineLabels", "%q is not a label name", l)
+		case pipelineReserved[l]:
+			bad("pipelineLabels", "%q is a label of the series the rules read or write", l)
+		case slices.Contains(c.GroupLabels, l):
+			bad("pipelineLabels", "%q is in groupLabels, which every rule keeps already", l)
+		case labels[l]:
+			bad("pipelineLabels", "%q is listed twice", l)
+		}
+		labels[l] = true
+	}
+	for _, k := range keys {
+		if labels[k] {
+			bad("extraLabels", "%q is also in pipelineLabels: its fixed value would replace every pipeline's own %s on the per-pipeline alerts; drop one", k, k)
+		}
+	}
+	errs = append(errs, c.Delivery.validate(c.PipelineLabels)...)
 	return errors.Join(errs...)
 }
 
-// deliveryReserved are the labels of the series the delivery rules read or
-// write: carrying an info label of that name would clash with them.
-var deliveryReserved = map[string]bool{
+// pipelineReserved are the labels of the series the rules read or write,
+// and those Prometheus sets on an alert: carrying an info label of that
+// name would clash with them.
+var pipelineReserved = map[string]bool{
 	"pipeline_id": true, "pipeline_name": true, "job": true, "instance": true,
 	"status": true, "trigger_mode": true, "le": true, "quantile": true, "deploy": true,
+	"alertname": true, "severity": true,
 }
 
-func (d Delivery) validate(groupLabels []string) []error {
+func (d Delivery) validate(pipelineLabels []string) []error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("delivery.%s: "+format, append([]any{key}, args...)...))
 	}
-	labels := map[string]bool{}
-	for _, l := range d.Labels {
-		switch {
-		case !labelName.MatchString(l) || strings.HasPrefix(l, "__"):
-			bad("labels", "%q is not a label name", l)
-		case deliveryReserved[l]:
-			bad("labels", "%q is a label of the series the rules read or write", l)
-		case slices.Contains(groupLabels, l):
-			bad("labels", "%q is in groupLabels, which every rule keeps already", l)
-		case labels[l]:
-			bad("labels", "%q is listed twice", l)
-		}
-		labels[l] = true
-	}
 	team := map[string]bool{}
 	for _, l := range d.TeamLabels {
 		switch {
-		case !labels[l]:
-			bad("teamLabels", "%q is not one of delivery.labels %q", l, d.Labels)
+		case !slices.Contains(pipelineLabels, l):
+			bad("teamLabels", "%q is not one of pipelineLabels %q", l, pipelineLabels)
 		case team[l]:
 			bad("teamLabels", "%q is listed twice", l)
 		}

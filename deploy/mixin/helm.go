@@ -91,10 +91,17 @@ Service's serviceMonitor.jobLabel label when set, else the Service's name.
 {{- $pipelineBy := join ", " (concat $group (list "pipeline_id" "pipeline_name")) }}
 {{- $exporterBy := join ", " (concat $group (list "job" "instance")) }}
 {{- $jobBy := join ", " (concat $group (list "job")) }}
+{{- $pipelineLabels := default list $a.pipelineLabels }}
+{{- range $pipelineLabels }}
+{{- if hasKey (default dict $a.extraLabels) . }}
+{{- fail (printf "prometheusRule.alerts.extraLabels: %s is also in pipelineLabels: its fixed value would replace every pipeline's own %s on the per-pipeline alerts; drop one" . .) }}
+{{- end }}
+{{- end }}
+{{- $pipelineIDBy := join ", " (concat $group (list "pipeline_id")) }}
+{{- $pipelineInfoBy := join ", " (concat $group (list "pipeline_id") $pipelineLabels) }}
 {{- $d := default dict $a.delivery }}
-{{- $deliveryPipelineBy := join ", " (concat $group (list "pipeline_id")) }}
-{{- $deliveryCarry := join ", " (concat (list "pipeline_name") (default list $d.labels)) }}
-{{- $deliveryInfoBy := join ", " (concat $group (list "pipeline_id" "pipeline_name") (default list $d.labels)) }}
+{{- $deliveryCarry := join ", " (concat (list "pipeline_name") $pipelineLabels) }}
+{{- $deliveryInfoBy := join ", " (concat $group (list "pipeline_id" "pipeline_name") $pipelineLabels) }}
 {{- $deliveryTeamBy := join ", " (concat $group (default list $d.teamLabels)) }}
 {{- $deliveryTeamLeBy := join ", " (concat $group (default list $d.teamLabels) (list "le")) }}
 apiVersion: monitoring.coreos.com/v1
@@ -143,8 +150,14 @@ else the Service's name). Set it when another Prometheus config scrapes
 the exporter. It must match nothing else (not a blackbox probe of the API).`,
 	"groupLabels": `Target labels every alert keeps beyond pipeline_id/pipeline_name (per
 pipeline) or job/instance (per exporter), e.g. [cluster].`,
-	"extraLabels": `Labels added to every alert, e.g. {team: ci} for Alertmanager routing.`,
-	"runbookURL":  `Each alert's runbook_url is this plus the alert's name in lower case.`,
+	"extraLabels": `Labels added to every alert, e.g. {page: "no"}; not one of pipelineLabels
+(its fixed value would replace every pipeline's own).`,
+	"pipelineLabels": `Labels of yunxiao_pipeline_info (the config's pipelines[].labels and
+discovery.labels, or the pipeline's Flow group) carried onto every
+per-pipeline alert and delivery series, so Alertmanager can route a
+pipeline's alerts by team. A pipeline without them alerts without them.
+[]: no join.`,
+	"runbookURL": `Each alert's runbook_url is this plus the alert's name in lower case.`,
 	"gapWindow": `Gauges are read through last_over_time over this window, so one missed
 scrape (its staleness markers end every series of the target) neither
 resolves nor resets an alert: keep it above two scrape intervals plus the
@@ -172,12 +185,14 @@ answered 429.`,
 ` + "`for`" + `.`,
 	"discoveryFailing": `YunxiaoDiscoveryFailing: no successful discovery for threshold (keep it
 above discovery.refresh_interval).`,
+	"webhookSilent": `YunxiaoWebhookSilent: the webhook is on but no exporter of the job has
+accepted an event for threshold while its pipelines started runs.`,
 	"delivery": `Recording rules of delivery performance (group yunxiao_delivery, needs
 run_history): deployment frequency, change failure rate and time to restore
-of the pipelines marked deploy, per pipeline and per team. labels: labels of
-yunxiao_pipeline_info carried onto every series; teamLabels: those the team
-series are summed by. interval: how often Prometheus evaluates them ("0s":
-its evaluation_interval; the 30d windows read a month of samples of every
+of the pipelines marked deploy, per pipeline (carrying pipelineLabels) and
+per team. teamLabels: those of pipelineLabels the team series are summed
+by. interval: how often Prometheus evaluates them ("0s": its
+evaluation_interval; the 30d windows read a month of samples of every
 run-history pipeline, keep it at minutes but under 5m). A window's name is
 part of the recorded series' name (increase7d), which the Delivery
 performance dashboard reads: change them together.`,

@@ -131,7 +131,7 @@ func testConfigs() map[string]mixin.Config {
 	custom := mixin.Default()
 	custom.Selector = `job=~"ci-exporter|yunxiao-exporter", namespace!="staging"`
 	custom.GroupLabels = []string{"cluster", "namespace"}
-	custom.ExtraLabels = map[string]string{"team": "ci", "page": "no"}
+	custom.ExtraLabels = map[string]string{"owner": "ci", "page": "no"}
 	custom.PipelineRunStuck.Severity = "critical"
 	custom.PipelineRunFailed.KeepFiringFor = mixin.Duration(10 * time.Minute)
 	custom.PipelineNoRecentSuccess.Threshold = mixin.Duration(3 * 24 * time.Hour)
@@ -139,16 +139,17 @@ func testConfigs() map[string]mixin.Config {
 	// other windows and one quantile.
 	delivery := mixin.Default()
 	delivery.GroupLabels = []string{"cluster"}
-	delivery.Delivery.Labels = []string{"group", "env"}
+	delivery.PipelineLabels = []string{"group", "env"}
 	delivery.Delivery.TeamLabels = []string{"group", "env"}
 	delivery.Delivery.Interval = 0
 	delivery.Delivery.DeploymentFrequencyWindows = []mixin.Duration{mixin.Duration(14 * 24 * time.Hour)}
 	delivery.Delivery.ChangeFailureRateWindows = []mixin.Duration{mixin.Duration(14 * 24 * time.Hour), mixin.Duration(90 * time.Minute)}
 	delivery.Delivery.TimeToRestoreWindow = mixin.Duration(7 * 24 * time.Hour)
 	delivery.Delivery.TimeToRestoreQuantiles = []float64{0.75}
-	// No team labels: one team-level series over every deploy pipeline.
+	// No pipeline labels: no join in the alerts, one team-level series
+	// over every deploy pipeline.
 	noTeam := mixin.Default()
-	noTeam.Delivery.Labels = []string{}
+	noTeam.PipelineLabels = []string{}
 	noTeam.Delivery.TeamLabels = []string{}
 	return map[string]mixin.Config{
 		"default":       mixin.Default(),
@@ -333,6 +334,26 @@ func TestRulesShape(t *testing.T) {
 				if strings.Contains(r.Expr, "instance") && strings.Contains(r.Alert, "Pipeline") {
 					t.Errorf("%s: per-pipeline alert %s mentions instance: %s", name, r.Alert, r.Expr)
 				}
+				// Per-pipeline alerts carry pipelineLabels of the
+				// deduplicated info, and fire without it; the others
+				// never read it.
+				pid := strings.Join(append(append([]string{}, c.GroupLabels...), "pipeline_id"), ", ")
+				if g.Name == "yunxiao_pipelines" && len(c.PipelineLabels) > 0 {
+					for _, want := range []string{
+						"* on (" + pid + ") group_left (" + strings.Join(c.PipelineLabels, ", ") + ")\ntopk by (" + pid + ") (1,\n",
+						"max by (" + pid + ", " + strings.Join(c.PipelineLabels, ", ") + ") (last_over_time(yunxiao_pipeline_info{" + c.Selector + "}[" + c.GapWindow.String() + "]))",
+						"\nor on (" + pid + ")\n(\n",
+					} {
+						if !strings.Contains(r.Expr, want) {
+							t.Errorf("%s: %s does not join the info with %q:\n%s", name, r.Alert, want, r.Expr)
+						}
+					}
+					if !strings.HasPrefix(r.Expr, "(\n") {
+						t.Errorf("%s: %s: the joined expression is not parenthesised:\n%s", name, r.Alert, r.Expr)
+					}
+				} else if strings.Contains(r.Expr, "yunxiao_pipeline_info") {
+					t.Errorf("%s: %s reads yunxiao_pipeline_info: %s", name, r.Alert, r.Expr)
+				}
 				for _, sel := range regexp.MustCompile(`\b(yunxiao_\w+|up)\{([^}]*)\}`).FindAllStringSubmatch(r.Expr, -1) {
 					if !strings.HasPrefix(sel[2], c.Selector) {
 						t.Errorf("%s: %s: %s does not use the selector %s", name, r.Alert, sel[0], c.Selector)
@@ -386,7 +407,7 @@ func TestHelmRulesMatchConfig(t *testing.T) {
 	custom := mixin.Default()
 	custom.Selector = `job="ci-exporter", cluster="prod"`
 	custom.GroupLabels = []string{"cluster"}
-	custom.ExtraLabels = map[string]string{"team": "ci", "yes": "true"}
+	custom.ExtraLabels = map[string]string{"owner": "ci", "yes": "true"}
 	custom.PipelineRunStuck.Threshold = mixin.Duration(3 * time.Hour)
 	custom.PipelineRunStuck.Severity = "critical"
 	custom.PipelineRunFailed.KeepFiringFor = mixin.Duration(10 * time.Minute)
@@ -395,7 +416,8 @@ func TestHelmRulesMatchConfig(t *testing.T) {
 	custom.PipelineFailureRatioHigh.Ratio = 0.25
 	custom.PipelineFailureRatioHigh.MinRuns = 10
 	custom.GapWindow = mixin.Duration(5 * time.Minute)
-	custom.Delivery.Labels = []string{"team", "env"}
+	custom.PipelineLabels = []string{"team", "env"}
+	custom.WebhookSilent.Threshold = mixin.Duration(12 * time.Hour)
 	custom.Delivery.TeamLabels = []string{"team", "env"}
 	custom.Delivery.Interval = 0
 	custom.Delivery.DeploymentFrequencyWindows = []mixin.Duration{mixin.Duration(7 * 24 * time.Hour), mixin.Duration(14 * 24 * time.Hour)}
@@ -403,7 +425,7 @@ func TestHelmRulesMatchConfig(t *testing.T) {
 	custom.Delivery.TimeToRestoreWindow = mixin.Duration(90 * time.Minute)
 	custom.Delivery.TimeToRestoreQuantiles = []float64{0.25, 0.95}
 	noTeam := mixin.Default()
-	noTeam.Delivery.Labels = []string{}
+	noTeam.PipelineLabels = []string{}
 	noTeam.Delivery.TeamLabels = []string{}
 	noTeam.Delivery.DeploymentFrequencyWindows = []mixin.Duration{}
 	noTeam.Delivery.TimeToRestoreQuantiles = []float64{}
@@ -421,7 +443,7 @@ func TestHelmRulesMatchConfig(t *testing.T) {
 		{"overrides", []string{
 			"--set-string", "prometheusRule.alerts.selector=" + strings.ReplaceAll(custom.Selector, ",", `\,`), // --set splits at commas
 			"--set", "prometheusRule.alerts.groupLabels={cluster}",
-			"--set", "prometheusRule.alerts.extraLabels.team=ci",
+			"--set", "prometheusRule.alerts.extraLabels.owner=ci",
 			"--set-string", "prometheusRule.alerts.extraLabels.yes=true",
 			"--set", "prometheusRule.alerts.pipelineRunStuck.threshold=3h",
 			"--set", "prometheusRule.alerts.pipelineRunStuck.severity=critical",
@@ -431,7 +453,8 @@ func TestHelmRulesMatchConfig(t *testing.T) {
 			"--set", "prometheusRule.alerts.pipelineFailureRatioHigh.ratio=0.25",
 			"--set", "prometheusRule.alerts.pipelineFailureRatioHigh.minRuns=10",
 			"--set", "prometheusRule.alerts.gapWindow=5m",
-			"--set", "prometheusRule.alerts.delivery.labels={team,env}",
+			"--set", "prometheusRule.alerts.pipelineLabels={team,env}",
+			"--set", "prometheusRule.alerts.webhookSilent.threshold=12h",
 			"--set", "prometheusRule.alerts.delivery.teamLabels={team,env}",
 			"--set", "prometheusRule.alerts.delivery.interval=0s",
 			"--set", "prometheusRule.alerts.delivery.deploymentFrequencyWindows={7d,14d}",
@@ -442,7 +465,7 @@ func TestHelmRulesMatchConfig(t *testing.T) {
 		// Empty lists render no rule for them; no team labels, one
 		// team-level series.
 		{"delivery without team", []string{
-			"--set", "prometheusRule.alerts.delivery.labels=null",
+			"--set", "prometheusRule.alerts.pipelineLabels=null",
 			"--set", "prometheusRule.alerts.delivery.teamLabels=null",
 			"--set", "prometheusRule.alerts.delivery.deploymentFrequencyWindows=null",
 			"--set", "prometheusRule.alerts.delivery.timeToRestoreQuantiles=null",
@@ -469,9 +492,11 @@ func TestHelmRulesMatchConfig(t *testing.T) {
 func TestHelmRejects(t *testing.T) {
 	helm := tool(t, "helm")
 	for want, args := range map[string][]string{
-		`"2 hours" is not a Prometheus duration`: {"--set", "prometheusRule.alerts.pipelineRunStuck.threshold=2 hours"},
-		"severity is set per alert":              {"--set", "prometheusRule.alerts.extraLabels.severity=page"},
-		`"1 week" is not a Prometheus duration`:  {"--set", "prometheusRule.alerts.delivery.changeFailureRateWindows={1 week}"},
+		`"2 hours" is not a Prometheus duration`:      {"--set", "prometheusRule.alerts.pipelineRunStuck.threshold=2 hours"},
+		"severity is set per alert":                   {"--set", "prometheusRule.alerts.extraLabels.severity=page"},
+		`"1 week" is not a Prometheus duration`:       {"--set", "prometheusRule.alerts.delivery.changeFailureRateWindows={1 week}"},
+		"extraLabels: team is also in pipelineLabels": {"--set", "prometheusRule.alerts.extraLabels.team=ci"},
+		`"6 hours" is not a Prometheus duration`:      {"--set", "prometheusRule.alerts.webhookSilent.threshold=6 hours"},
 	} {
 		_, err := helmRules(t, helm, args...)
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -685,6 +710,10 @@ func TestRecordingRulesShape(t *testing.T) {
 					(!strings.Contains(r.Expr, "topk by (") || !strings.Contains(r.Expr, "group_left") || !strings.Contains(r.Expr, "last_over_time(yunxiao_pipeline_info")) {
 					t.Errorf("%s: joins yunxiao_pipeline_info without last_over_time, topk by pipeline and group_left: %s", where, r.Expr)
 				}
+				// The same labels as the alerts carry (pipelineLabels).
+				if carry := "group_left (" + strings.Join(append([]string{"pipeline_name"}, c.PipelineLabels...), ", ") + ")"; strings.Contains(r.Expr, "group_left") && !strings.Contains(r.Expr, carry) {
+					t.Errorf("%s: does not carry %s: %s", where, carry, r.Expr)
+				}
 				for _, m := range regexp.MustCompile(`\ble\s*=~?\s*"([^"]*)"`).FindAllStringSubmatch(r.Expr, -1) {
 					if m[1] != "+Inf" {
 						t.Errorf("%s: selects le=%q", where, m[1])
@@ -735,10 +764,12 @@ func TestRecordingRulesShape(t *testing.T) {
 // broken or clashing rules.
 func TestValidateRejectsDelivery(t *testing.T) {
 	for want, mutate := range map[string]func(*mixin.Config){
-		`delivery.labels: "le" is a label of the series`:   func(c *mixin.Config) { c.Delivery.Labels = []string{"team", "le"} },
-		`delivery.labels: "a-b" is not a label name`:       func(c *mixin.Config) { c.Delivery.Labels = []string{"a-b"} },
-		`delivery.labels: "team" is listed twice`:          func(c *mixin.Config) { c.Delivery.Labels = []string{"team", "team"} },
-		`delivery.labels: "cluster" is in groupLabels`:     func(c *mixin.Config) { c.GroupLabels = []string{"cluster"}; c.Delivery.Labels = []string{"cluster"} },
+		`pipelineLabels: "le" is a label of the series`:    func(c *mixin.Config) { c.PipelineLabels = []string{"team", "le"} },
+		`pipelineLabels: "severity" is a label of the`:     func(c *mixin.Config) { c.PipelineLabels = []string{"severity"} },
+		`pipelineLabels: "a-b" is not a label name`:        func(c *mixin.Config) { c.PipelineLabels = []string{"a-b"} },
+		`pipelineLabels: "team" is listed twice`:           func(c *mixin.Config) { c.PipelineLabels = []string{"team", "team"} },
+		`pipelineLabels: "cluster" is in groupLabels`:      func(c *mixin.Config) { c.GroupLabels = []string{"cluster"}; c.PipelineLabels = []string{"cluster"} },
+		`extraLabels: "team" is also in pipelineLabels`:    func(c *mixin.Config) { c.ExtraLabels = map[string]string{"team": "ci"} },
 		`delivery.teamLabels: "env" is not one of`:         func(c *mixin.Config) { c.Delivery.TeamLabels = []string{"env"} },
 		`delivery.interval: must not be negative`:          func(c *mixin.Config) { c.Delivery.Interval = -1 },
 		`delivery.deploymentFrequencyWindows: 0s: must be`: func(c *mixin.Config) { c.Delivery.DeploymentFrequencyWindows = []mixin.Duration{0} },

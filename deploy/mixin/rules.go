@@ -58,6 +58,7 @@ func (c Config) alerts() []alertRef {
 		{"exporterAbsent", c.ExporterAbsent},
 		{"exporterConfigReloadFailed", c.ExporterConfigReloadFailed},
 		{"discoveryFailing", c.DiscoveryFailing.Alert},
+		{"webhookSilent", c.WebhookSilent.Alert},
 	}
 }
 
@@ -85,6 +86,39 @@ unless on (<% gby %>)
     > <% num "apiRateLimited.ratio" %>
   )
 )`
+
+// pipelineJoin wraps every per-pipeline alert's expression (x): the
+// alert carries pipelineLabels of its pipeline's yunxiao_pipeline_info,
+// deduplicated as the delivery rules do it (max by the labels kept, so HA
+// pairs and rollouts give one series; read through the gap window like
+// every gauge; topk, so two series of one pipeline that differ in a
+// carried label, while a reload's old series lingers or two exporters
+// disagree, never make the join fail with many-to-many). The value is
+// the expression's (the info is 1). A pipeline without an info series
+// (its name not known yet) alerts all the same, without the labels.
+const pipelineJoin = `(
+<% x %>
+)
+* on (<% pid %>) group_left (<% pcarry %>)
+topk by (<% pid %>) (1,
+  max by (<% pinfoby %>) (last_over_time(yunxiao_pipeline_info{<% sel %>}[<% gap %>]))
+)
+or on (<% pid %>)
+(
+<% x %>
+)`
+
+// joinInfo returns a per-pipeline alert's rendered expression wrapped in
+// pipelineJoin.
+func (r *renderer) joinInfo(expr string) (string, error) {
+	lines := strings.Split(expr, "\n")
+	for i, l := range lines {
+		lines[i] = "  " + l
+	}
+	r.cur = strings.Join(lines, "\n")
+	defer func() { r.cur = "" }()
+	return r.exec(pipelineJoin)
+}
 
 var rules = []ruleDef{
 	{
@@ -319,6 +353,43 @@ or
 		summary: `yunxiao_exporter cannot discover pipelines`,
 		desc:    `Pipeline discovery (ListPipelines) on yunxiao_exporter {{ $labels.instance }} (job {{ $labels.job }}) has not succeeded for more than <% dur "discoveryFailing.threshold" %>. The exporter keeps watching its last good list (only the configured pipelines if none succeeded since it started): new pipelines are not picked up and deleted ones not dropped.`,
 	},
+	{
+		group: groupExporter,
+		name:  "YunxiaoWebhookSilent",
+		key:   "webhookSilent",
+		brief: `webhook on, no event accepted for > <% dur "webhookSilent.threshold" %> while runs started`,
+		comment: `The webhook is on (yunxiao_webhook_enabled 1) but no exporter of the job
+has accepted an event for the threshold, while some pipeline of the job
+started a run in it (its yunxiao_pipeline_run_id changed, across
+instances): Flow's plugin, the token or the route to /webhook/flow is
+broken. Per job. The newest accepted event is taken over the threshold
+across instances, so a restarted exporter (no last-accepted time until its
+first event) keeps its predecessor's and does not fire; with none in the
+threshold it fires only if the webhook was already on a threshold ago.`,
+		expr: `
+(
+  (
+    time() - max by (<% jby %>) (max_over_time(yunxiao_webhook_last_accepted_timestamp_seconds{<% sel %>}[<% dur "webhookSilent.threshold" %>]))
+    > <% secs "webhookSilent.threshold" %>
+  )
+  or
+  (
+    max by (<% jby %>) (last_over_time(yunxiao_webhook_enabled{<% sel %>}[<% gap %>] offset <% dur "webhookSilent.threshold" %>)) == 1
+    unless on (<% jby %>)
+    max by (<% jby %>) (max_over_time(yunxiao_webhook_last_accepted_timestamp_seconds{<% sel %>}[<% dur "webhookSilent.threshold" %>]))
+  )
+)
+and on (<% jby %>)
+(max by (<% jby %>) (last_over_time(yunxiao_webhook_enabled{<% sel %>}[<% gap %>])) == 1)
+and on (<% jby %>)
+(
+  max by (<% jby %>, pipeline_id) (max_over_time(yunxiao_pipeline_run_id{<% sel %>}[<% dur "webhookSilent.threshold" %>]))
+  !=
+  min by (<% jby %>, pipeline_id) (min_over_time(yunxiao_pipeline_run_id{<% sel %>}[<% dur "webhookSilent.threshold" %>]))
+)`,
+		summary: `Flow's webhook has been silent for <% dur "webhookSilent.threshold" %> while pipelines ran`,
+		desc:    `The Flow webhook of job {{ $labels.job }} is enabled, but no exporter of the job has accepted an event for more than <% dur "webhookSilent.threshold" %>, while pipelines it watches started new runs: Flow's webhook plugin is not reaching /webhook/flow (plugin removed or pointed elsewhere, token changed, ingress or route broken). Changes show only at the next cache_ttl poll.`,
+	},
 }
 
 // AlertNames lists the alerts in the order of the rule file.
@@ -409,13 +480,16 @@ func (r *renderer) funcs() template.FuncMap {
 			"w":          func() string { return r.token("{{ $w }}") },
 			"q":          func() string { return r.token("{{ $q }}") },
 			"rw":         func() string { return r.token("{{ $d.timeToRestoreWindow }}") },
-			"pid":        func() string { return r.token("{{ $deliveryPipelineBy }}") },
+			"pid":        func() string { return r.token("{{ $pipelineIDBy }}") },
 			"infoby":     func() string { return r.token("{{ $deliveryInfoBy }}") },
 			"carry":      func() string { return r.token("{{ $deliveryCarry }}") },
 			"team":       func() string { return r.token("{{ $deliveryTeamBy }}") },
 			"teamle":     func() string { return r.token("{{ $deliveryTeamLeBy }}") },
 			"teamText":   func() string { return r.token(`{{ join ", " (default list $d.teamLabels) }}`) },
-			"labelsText": func() string { return r.token(`{{ join ", " (default list $d.labels) }}`) },
+			"labelsText": func() string { return r.token(`{{ join ", " $pipelineLabels }}`) },
+			"pcarry":     func() string { return r.token(`{{ join ", " $pipelineLabels }}`) },
+			"pinfoby":    func() string { return r.token("{{ $pipelineInfoBy }}") },
+			"x":          func() string { return r.cur },
 		}
 	}
 	return template.FuncMap{
@@ -440,15 +514,18 @@ func (r *renderer) funcs() template.FuncMap {
 		"rw":  func() string { return r.cfg.Delivery.TimeToRestoreWindow.String() },
 		"pid": func() string { return r.by("pipeline_id") },
 		"infoby": func() string {
-			return r.by(append([]string{"pipeline_id", "pipeline_name"}, r.cfg.Delivery.Labels...)...)
+			return r.by(append([]string{"pipeline_id", "pipeline_name"}, r.cfg.PipelineLabels...)...)
 		},
 		"carry": func() string {
-			return strings.Join(append([]string{"pipeline_name"}, r.cfg.Delivery.Labels...), ", ")
+			return strings.Join(append([]string{"pipeline_name"}, r.cfg.PipelineLabels...), ", ")
 		},
 		"team":       func() string { return r.by(r.cfg.Delivery.TeamLabels...) },
 		"teamle":     func() string { return r.by(append(append([]string{}, r.cfg.Delivery.TeamLabels...), "le")...) },
 		"teamText":   func() string { return strings.Join(r.cfg.Delivery.TeamLabels, ", ") },
-		"labelsText": func() string { return strings.Join(r.cfg.Delivery.Labels, ", ") },
+		"labelsText": func() string { return strings.Join(r.cfg.PipelineLabels, ", ") },
+		"pcarry":     func() string { return strings.Join(r.cfg.PipelineLabels, ", ") },
+		"pinfoby":    func() string { return r.by(append([]string{"pipeline_id"}, r.cfg.PipelineLabels...)...) },
+		"x":          func() string { return r.cur },
 	}
 }
 
@@ -505,8 +582,33 @@ func (r *renderer) groups(indent string) (string, error) {
 			return "", fmt.Errorf("%s expr: %w", rd.name, err)
 		}
 		line(4, "expr: |")
-		for _, l := range strings.Split(expr, "\n") {
-			line(5, "%s", l)
+		exprLines := func(e string) {
+			for _, l := range strings.Split(e, "\n") {
+				line(5, "%s", l)
+			}
+		}
+		switch {
+		case rd.group != groupPipelines:
+			exprLines(expr)
+		case r.helm:
+			// The join only when the chart's pipelineLabels name some.
+			joined, err := r.joinInfo(expr)
+			if err != nil {
+				return "", fmt.Errorf("%s expr: %w", rd.name, err)
+			}
+			line(5, "%s", r.token("{{- if $pipelineLabels }}"))
+			exprLines(joined)
+			line(5, "%s", r.token("{{- else }}"))
+			exprLines(expr)
+			line(5, "%s", r.token("{{- end }}"))
+		case len(r.cfg.PipelineLabels) > 0:
+			joined, err := r.joinInfo(expr)
+			if err != nil {
+				return "", fmt.Errorf("%s expr: %w", rd.name, err)
+			}
+			exprLines(joined)
+		default:
+			exprLines(expr)
 		}
 		a := r.cfg.alert(rd.key)
 		for _, f := range []struct {
@@ -589,7 +691,13 @@ func (r *renderer) header() (string, error) {
 	fmt.Fprintf(&b, "# Selector: %s. Extra labels on every alert: %s.\n", r.cfg.Selector, r.extraLabelsText())
 	fmt.Fprintf(&b, "# Per-pipeline alerts are keyed by (%s), exporter alerts\n", r.by("pipeline_id", "pipeline_name"))
 	fmt.Fprintf(&b, "# by (%s): a restart, an HA pair or a reshard never fires a second\n", r.by("job", "instance"))
-	fmt.Fprintf(&b, "# copy. Gauges are read through last_over_time(...[%s]), so one missed scrape\n", r.cfg.GapWindow)
+	if len(r.cfg.PipelineLabels) > 0 {
+		fmt.Fprintf(&b, "# copy. Per-pipeline alerts carry %s of yunxiao_pipeline_info, for\n", strings.Join(r.cfg.PipelineLabels, ", "))
+		fmt.Fprintf(&b, "# routing by team (without them when a pipeline has no info series).\n")
+		fmt.Fprintf(&b, "# Gauges are read through last_over_time(...[%s]), so one missed scrape\n", r.cfg.GapWindow)
+	} else {
+		fmt.Fprintf(&b, "# copy. Gauges are read through last_over_time(...[%s]), so one missed scrape\n", r.cfg.GapWindow)
+	}
 	fmt.Fprintf(&b, "# resolves nothing. Per-pipeline fetch and staleness alerts are held back\n")
 	fmt.Fprintf(&b, "# while the API is down or the token rate-limited, and %s after.\n#\n", r.cfg.FetchHoldback)
 	width := 0

@@ -248,6 +248,15 @@ func pipelineAlert(name, id, pipeline string) map[string]string {
 	return map[string]string{"alertname": name, "pipeline_id": id, "pipeline_name": pipeline, "severity": "warning"}
 }
 
+// teamAlert is a per-pipeline alert of a pipeline whose
+// yunxiao_pipeline_info has a team, which every per-pipeline alert carries.
+func teamAlert(name, id, pipeline, team string) map[string]string {
+	a := pipelineAlert(name, id, pipeline)
+	a["team"] = team
+	a["group"] = "core"
+	return a
+}
+
 func exporterAlert(name, instance string) map[string]string {
 	return map[string]string{"alertname": name, "job": amJob, "instance": instance, "severity": "warning"}
 }
@@ -284,6 +293,18 @@ func routeCases(backendRoute bool) []struct {
 		{map[string]string{"alertname": "YunxiaoExporterAbsent", "job": amJob, "severity": "warning"}, "platform", byName},
 		{exporterAlert("YunxiaoExporterConfigReloadFailed", "a:10036"), "platform", byName},
 		{exporterAlert("YunxiaoDiscoveryFailing", "a:10036"), "platform", byName},
+		{map[string]string{"alertname": "YunxiaoWebhookSilent", "job": amJob, "severity": "warning"}, "platform", byName},
+		// By team: the team's route wins over the route by name, for
+		// every run alert of the team's pipelines; another team, or none,
+		// stays with pipeline-owners (or the route by name); the fetch
+		// and staleness alerts stay the platform's.
+		{teamAlert("YunxiaoPipelineRunFailed", "1001", "backend-build", "payments"), "team-payments", pipeline},
+		{teamAlert("YunxiaoPipelineWaitingTooLong", "1003", "deploy-production", "payments"), "team-payments", pipeline},
+		{teamAlert("YunxiaoPipelineFailureRatioHigh", "1003", "deploy-production", "payments"), "team-payments", pipeline},
+		{teamAlert("YunxiaoPipelineRunStuck", "1002", "frontend-build", "web"), "pipeline-owners", pipeline},
+		{teamAlert("YunxiaoPipelineRunFailed", "1004", "backend-api", "web"), backend, pipeline},
+		{teamAlert("YunxiaoPipelineFetchFailing", "1003", "deploy-production", "payments"), "platform", byName},
+		{teamAlert("YunxiaoPipelineDataStale", "1003", "deploy-production", "payments"), "platform", byName},
 	}
 	return cases
 }
@@ -357,6 +378,11 @@ func TestAlertmanagerGrouping(t *testing.T) {
 		same(pipelineAlert("YunxiaoPipelineRunFailed", "1", "frontend-build"), pipelineAlert("YunxiaoPipelineNoRecentSuccess", "1", "frontend-build"), true)
 		same(pipelineAlert("YunxiaoPipelineRunFailed", "1", "frontend-build"), pipelineAlert("YunxiaoPipelineRunFailed", "2", "mobile-build"), false)
 		same(pipelineAlert("YunxiaoPipelineRunFailed", "1", "frontend-build"), pipelineAlert("YunxiaoPipelineFetchFailing", "1", "frontend-build"), false)
+		// A team's pipelines: one notification per pipeline, as for
+		// pipeline-owners; the platform's alerts group across teams.
+		same(teamAlert("YunxiaoPipelineRunFailed", "1", "a", "payments"), teamAlert("YunxiaoPipelineNoRecentSuccess", "1", "a", "payments"), true)
+		same(teamAlert("YunxiaoPipelineRunFailed", "1", "a", "payments"), teamAlert("YunxiaoPipelineRunFailed", "2", "b", "payments"), false)
+		same(teamAlert("YunxiaoPipelineFetchFailing", "1", "a", "payments"), pipelineAlert("YunxiaoPipelineFetchFailing", "2", "b"), true)
 	}
 }
 
@@ -414,6 +440,16 @@ var inhibitionCases = []struct {
 			exporterAlert("YunxiaoExporterConfigReloadFailed", "a:10036"),
 		},
 		inhibited: []int{},
+	},
+	{
+		name: "the fetch alerts of a team's pipelines are silenced too",
+		firing: []map[string]string{
+			exporterAlert("YunxiaoApiDown", "a:10036"),
+			teamAlert("YunxiaoPipelineFetchFailing", "1", "backend-build", "payments"),
+			teamAlert("YunxiaoPipelineRunFailed", "1", "backend-build", "payments"),
+			{"alertname": "YunxiaoWebhookSilent", "job": amJob, "severity": "warning"},
+		},
+		inhibited: []int{1},
 	},
 	{
 		name: "without a cause, nothing is silenced",

@@ -274,12 +274,14 @@ func TestAlertMetadata(t *testing.T) {
 					t.Errorf("annotation %s missing", key)
 				}
 			}
-			if strings.Contains(r.Expr, "yunxiao_pipeline_") {
+			if strings.HasPrefix(r.Alert, "YunxiaoPipeline") {
 				for _, label := range []string{"{{ $labels.pipeline_name }}", "{{ $labels.pipeline_id }}"} {
 					if !strings.Contains(r.Annotations["description"], label) {
 						t.Errorf("per-pipeline alert's description does not name the pipeline with %s", label)
 					}
 				}
+			} else if strings.Contains(r.Annotations["description"], "$labels.pipeline_") {
+				t.Errorf("exporter alert's description names a pipeline label, which it does not have")
 			}
 			anchor := strings.ToLower(r.Alert)
 			if got, want := r.Annotations["runbook_url"], runbookURL+anchor; got != want {

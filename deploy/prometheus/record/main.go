@@ -3,11 +3,12 @@
 // real exporter rather than written by hand.
 //
 // Each scenario (scenarios*.go) is a script on a fake clock: exporters
-// (the collector, the yunxiao client, the config and discovery metrics,
-// served by the collector's /metrics handler, as main.go wires them) are
-// started, restarted, removed, made unreachable or reloaded, the simulated
-// Flow API runs the scenario's pipelines and faults, and every target is
-// scraped once a minute. The recorder stores what Prometheus would store,
+// (the collector, the yunxiao client, the config and discovery metrics and
+// the webhook receiver, served by the collector's /metrics handler, as
+// main.go wires them) are started, restarted, removed, made unreachable,
+// reloaded or sent Flow webhook events, the simulated Flow API runs the
+// scenario's pipelines and faults, and every target is scraped once a
+// minute. The recorder stores what Prometheus would store,
 // staleness markers and up included, and writes it in promtool's notation
 // beside the scenario's alert expectations.
 //

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -76,7 +77,8 @@ func TestEveryRuleMetricRecorded(t *testing.T) {
 			t.Errorf("the rules read %s, which no scenario's exporter emits", name)
 		}
 	}
-	for _, want := range []string{"up", "yunxiao_up", "yunxiao_pipeline_runs_total", "yunxiao_discovery_errors_total"} {
+	for _, want := range []string{"up", "yunxiao_up", "yunxiao_pipeline_runs_total", "yunxiao_discovery_errors_total",
+		"yunxiao_pipeline_info", "yunxiao_webhook_enabled", "yunxiao_webhook_last_accepted_timestamp_seconds", "yunxiao_pipeline_run_id"} {
 		if !ruleMetric[want] {
 			t.Errorf("metric filter: the rules should read %s", want)
 		}
@@ -208,6 +210,59 @@ func TestStaleness(t *testing.T) {
 	for _, tc := range []struct{ key, want string }{
 		{`up{job="yunxiao-exporter", instance="a:1"}`, "1x1 0 1 0x1 1 stale"},
 		{`yunxiao_pipeline_up{job="yunxiao-exporter", instance="a:1", pipeline_id="1", pipeline_name="p"}`, "1x1 stale 1 stale _ 1 stale"},
+	} {
+		var got *series
+		for _, s := range r.series {
+			if s.String() == tc.key {
+				got = s
+			}
+		}
+		if got == nil {
+			t.Errorf("no series %s", tc.key)
+			continue
+		}
+		if v := encodeValues(got.samples); v != tc.want {
+			t.Errorf("%s: %q, want %q", tc.key, v, tc.want)
+		}
+	}
+}
+
+// TestWebhook: the recorder's exporter runs the real webhook receiver, off
+// without a token; an accepted event refreshes its pipeline before the
+// scrape, and the last-accepted time is the event's time on the fake
+// clock; a refused one changes neither.
+func TestWebhook(t *testing.T) {
+	r, err := newRecorder(time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	r.API().Pipeline(1, "p", ran(1, Push, m(-20), m(-10), "SUCCESS"), ran(2, Push, m(3), m(5), "SUCCESS"))
+	off := r.Exporter("off:1", spec(pipes("1 p")+"cache_ttl: 1h\n"))
+	a := r.Exporter("a:1", spec(webhookConfig+pipes("1 p")+"cache_ttl: 1h\n"))
+	r.RunTo(3)
+	if got := off.Webhook(1, "flow-hook-secret-2024"); got != 404 {
+		t.Errorf("webhook off: answered %d, want 404", got)
+	}
+	if got := a.Webhook(1, "wrong-token-of-16-chars"); got != 401 {
+		t.Errorf("wrong token: answered %d, want 401", got)
+	}
+	r.RunTo(4)
+	if got := a.Webhook(1, "flow-hook-secret-2024"); got != 202 {
+		t.Errorf("answered %d, want 202", got)
+	}
+	r.RunTo(6)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	origin := int64(time.Hour / time.Second)
+	for _, tc := range []struct{ key, want string }{
+		{`yunxiao_webhook_enabled{job="yunxiao-exporter", instance="off:1"}`, "0x5"},
+		{`yunxiao_webhook_enabled{job="yunxiao-exporter", instance="a:1"}`, "1x5"},
+		{`yunxiao_webhook_last_accepted_timestamp_seconds{job="yunxiao-exporter", instance="a:1"}`, fmt.Sprintf("_x4 %dx1", origin+4*60)},
+		// cache_ttl 1h: run 2 (from minute 3) shows at minute 4, refreshed by the event.
+		{`yunxiao_pipeline_run_id{job="yunxiao-exporter", instance="a:1", pipeline_id="1", pipeline_name="p"}`, "1x3 2x1"},
+		{`yunxiao_pipeline_run_id{job="yunxiao-exporter", instance="off:1", pipeline_id="1", pipeline_name="p"}`, "1x5"},
 	} {
 		var got *series
 		for _, s := range r.series {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/yunxiao-exporter/yunxiao_exporter/collector"
 	"github.com/yunxiao-exporter/yunxiao_exporter/config"
+	"github.com/yunxiao-exporter/yunxiao_exporter/webhook"
 	"github.com/yunxiao-exporter/yunxiao_exporter/yunxiao"
 )
 
@@ -255,6 +256,21 @@ func (t *Target) Unreachable(on bool) {
 // process does not see it.
 func (t *Target) MissScrape() { t.missNext = true }
 
+// Webhook POSTs a Flow webhook event for the pipeline to the exporter's
+// /webhook/flow?token=<token>, as Flow's webhook plugin does, at the
+// current minute (before its scrape), and returns the answer's status. An
+// accepted event (202) refreshes the pipeline before the scrape, as the
+// receiver's refresh would within the second.
+func (t *Target) Webhook(pipelineID int64, token string) int {
+	if t.proc == nil {
+		t.r.fail(fmt.Errorf("%s: no process to send a webhook event to", t.instance))
+		return 0
+	}
+	code, err := t.proc.webhook(pipelineID, token)
+	t.r.fail(err)
+	return code
+}
+
 // Reload writes a new config file body (after the yunxiao: section) or, if
 // raw, the whole file, and reloads it as SIGHUP does; it returns the
 // reload error, if any.
@@ -360,13 +376,18 @@ type flatMetric struct {
 
 // flatten turns parsed families into samples, as Prometheus ingests them:
 // a histogram is its _bucket, _sum and _count series, a summary its
-// quantiles, _sum and _count; the target's job and instance are added, and
-// a label of the same name from the exporter is kept as exported_<name>.
+// quantiles, _sum and _count; a label with an empty value is dropped (an
+// empty value is no label: yunxiao_pipeline_info's group="" of a pipeline
+// without Flow groups); the target's job and instance are added, and a
+// label of the same name from the exporter is kept as exported_<name>.
 func flatten(families map[string]*dto.MetricFamily, target []labelPair) []flatMetric {
 	var out []flatMetric
 	add := func(name string, m *dto.Metric, v float64, extra ...labelPair) {
 		var ls []labelPair
 		for _, l := range m.GetLabel() {
+			if l.GetValue() == "" {
+				continue // Prometheus stores no label with an empty value
+			}
 			n := l.GetName()
 			for _, tl := range target {
 				if tl.name == n {
@@ -431,13 +452,28 @@ type process struct {
 	metrics *yunxiao.Metrics
 	safe    *config.SafeConfig
 	handler http.Handler
+	hook    *webhook.Receiver
 	cfgPath string
 	token   string
 	client  *yunxiao.Client
 	// nextDiscovery is when the discovery loop runs next on the fake
 	// clock; zero: at the next scrape (start, reload).
 	nextDiscovery time.Time
+	// accepted is the last event the webhook accepted: when, on the
+	// wall clock and on the fake one (see webhookTime).
+	accepted *acceptedEvent
 }
+
+type acceptedEvent struct {
+	wallFrom, wallTo time.Time // the wall clock around the POST
+	at               time.Time // the fake clock
+}
+
+// noRefresh is the webhook receiver's Refresher: the recorder refreshes
+// an accepted event's pipeline itself, synchronously (process.webhook).
+type noRefresh struct{}
+
+func (noRefresh) Refresh(context.Context, int64) bool { return true }
 
 func (r *Recorder) configFile(instance, token, body string) (string, error) {
 	yml := fmt.Sprintf("yunxiao:\n  endpoint: %s\n  organization_id: %s\n  token: %s\n  rate_limit: 0\n%s",
@@ -448,13 +484,17 @@ func (r *Recorder) configFile(instance, token, body string) (string, error) {
 
 // startProcess wires an exporter as main.go does: the client's metrics
 // and the shard info in a registry, a SafeConfig whose reload gauges live
-// there, the collector with its discovery metrics beside it, and the
-// collector's /metrics handler over the registry. Differences, for a
+// there, the collector with its discovery metrics beside it, the webhook
+// receiver (enabled by the config's webhook token) with its metrics, and
+// the collector's /metrics handler over the registry. Differences, for a
 // deterministic recording on a fake clock: the client retries after 1ms
 // instead of 500ms (the count of retries is the same), discovery runs when
 // the recorder says (Discover, at start, after a reload and every
-// refresh_interval of the fake clock) instead of on a wall-clock timer, and
-// the Go and process collectors are left out (the rules read neither).
+// refresh_interval of the fake clock) instead of on a wall-clock timer, an
+// accepted webhook event's refresh runs before the next scrape instead of
+// on the receiver's goroutine, the receiver's last-accepted time is moved
+// from the wall clock to the fake one (webhookTime), and the Go and process
+// collectors are left out (the rules read neither).
 func startProcess(r *Recorder, instance string, spec ExporterSpec) (*process, error) {
 	if spec.Token == "" {
 		spec.Token = "pt-recorder"
@@ -476,6 +516,11 @@ func startProcess(r *Recorder, instance string, spec ExporterSpec) (*process, er
 	p.safe = config.NewSafeConfig(reg, config.LoadOptions{Getenv: func(string) string { return "" }})
 	p.coll = collector.New(collector.Options{Now: r.clock.Now, Shard: spec.Shard, ManualDiscovery: true})
 	reg.MustRegister(p.coll.DiscoveryMetrics())
+	p.hook = webhook.New(context.Background(), webhook.Options{
+		Token:     func() string { return p.safe.Get().WebhookToken() },
+		Refresher: noRefresh{},
+	})
+	reg.MustRegister(p.hook)
 	p.handler = p.coll.Handler(collector.HandlerOpts{Gatherer: reg})
 	var err error
 	p.cfgPath, err = r.configFile(instance, spec.Token, spec.Config)
@@ -543,10 +588,69 @@ func (p *process) scrape(now time.Time) (map[string]*dto.MetricFamily, error) {
 		return nil, fmt.Errorf("/metrics answered %d: %s", rec.Code, rec.Body)
 	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
-	return parser.TextToMetricFamilies(rec.Body)
+	families, err := parser.TextToMetricFamilies(rec.Body)
+	if err != nil {
+		return nil, err
+	}
+	return families, p.webhookTime(families)
+}
+
+// webhookEvent is the body of the events the recorder sends: Flow's
+// documented payload.
+const webhookEvent = `{"event":"task","action":"status",
+ "task":{"pipelineId":%d,"pipelineName":"pipeline","stageName":"Build","taskName":"Build",
+  "buildNumber":1,"statusCode":"SUCCESS","statusName":"运行成功",
+  "pipelineUrl":"https://flow.aliyun.com/pipelines/%d/current","message":""},
+ "sources":[],"globalParams":[]}`
+
+// webhook POSTs an event to the receiver; see Target.Webhook.
+func (p *process) webhook(pipelineID int64, token string) (int, error) {
+	body := fmt.Sprintf(webhookEvent, pipelineID, pipelineID)
+	req := httptest.NewRequest(http.MethodPost, "/webhook/flow?token="+token, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	from := time.Now()
+	p.hook.ServeHTTP(rec, req)
+	if rec.Code == http.StatusAccepted {
+		p.accepted = &acceptedEvent{wallFrom: from, wallTo: time.Now(), at: p.r.clock.Now()}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		p.coll.RefreshPipeline(ctx, pipelineID)
+	}
+	return rec.Code, nil
+}
+
+// webhookTime moves yunxiao_webhook_last_accepted_timestamp_seconds from
+// the wall clock, on which the receiver stamps it (it has no clock
+// option), to the fake clock: the value must be the wall-clock time of the
+// last event the receiver accepted (checked, to the millisecond), and
+// becomes that event's fake-clock time, computed as the receiver computes
+// it. No other value is touched.
+func (p *process) webhookTime(families map[string]*dto.MetricFamily) error {
+	const name = "yunxiao_webhook_last_accepted_timestamp_seconds"
+	mf := families[name]
+	if mf == nil {
+		return nil
+	}
+	for _, m := range mf.GetMetric() {
+		g := m.GetGauge()
+		v := g.GetValue()
+		a := p.accepted
+		if a == nil {
+			return fmt.Errorf("%s is %v, but no event was accepted", name, v)
+		}
+		wall := func(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
+		if v < wall(a.wallFrom)-1e-3 || v > wall(a.wallTo)+1e-3 {
+			return fmt.Errorf("%s is %v, not the time of the last accepted event (%v to %v)", name, v, wall(a.wallFrom), wall(a.wallTo))
+		}
+		fake := wall(a.at)
+		g.Value = &fake
+	}
+	return nil
 }
 
 func (p *process) close() {
+	p.hook.Close()
 	p.coll.Close()
 	if p.client != nil {
 		p.client.Close()

@@ -124,6 +124,23 @@ func P(id, name string) Alert {
 	return Alert{Labels: map[string]string{"pipeline_id": id, "pipeline_name": name}}
 }
 
+// With adds a label, such as the team a per-pipeline alert carries from
+// the pipeline's yunxiao_pipeline_info.
+func (a Alert) With(name, value string) Alert {
+	labels := map[string]string{name: value}
+	for k, v := range a.Labels {
+		labels[k] = v
+	}
+	a.Labels = labels
+	return a
+}
+
+// Team is a per-pipeline alert of a pipeline configured with that team.
+func (a Alert) Team(team string) Alert { return a.With("team", team) }
+
+// J is a per-job alert.
+func J() Alert { return Alert{Labels: map[string]string{"job": ExporterJob}} }
+
 // X is a per-exporter alert.
 func X(instance string) Alert {
 	return Alert{Labels: map[string]string{"job": ExporterJob, "instance": instance}}
@@ -303,16 +320,20 @@ const header = `# Unit tests for alerts.yml: ` + "`promtool test rules alerts_te
 # The input series are recorded, not written: each group is a scenario
 # scripted in Go (deploy/prometheus/record/scenarios*.go) that runs the real
 # exporter in process (collector, yunxiao client, config reload and
-# discovery metrics, its /metrics handler) against the simulated Flow API
-# (flowsim, with the scenario's runs and faults) on a fake clock, scrapes
-# every target once a minute and stores what Prometheus would: the series
-# of each scrape with job and instance; a staleness marker for each series
-# that a successful scrape no longer has, for every series of the target
-# when a scrape fails or the target leaves service discovery; and up (1, 0,
-# or stale once the target has gone). Only the series of metrics the rules
-# read are written, with their values untouched. A restarted exporter is a
-# new process: its counters are born again at 0 and its series are those it
-# emits. The alert expectations are written next to each script.
+# discovery metrics, webhook receiver, its /metrics handler) against the
+# simulated Flow API (flowsim, with the scenario's runs and faults) on a
+# fake clock, POSTs the scenario's Flow webhook events to it, scrapes every
+# target once a minute and stores what Prometheus would: the series of each
+# scrape with job and instance, without labels whose value is empty; a
+# staleness marker for each series that a successful scrape no longer has,
+# for every series of the target when a scrape fails or the target leaves
+# service discovery; and up (1, 0, or stale once the target has gone). Only
+# the series of metrics the rules read are written, with their values
+# untouched but one: the receiver stamps its last accepted event with the
+# wall clock, which the recorder moves to the event's time on the fake
+# clock. A restarted exporter is a new process: its counters are born again
+# at 0 and its series are those it emits. The alert expectations are
+# written next to each script.
 #
 # Notation (promtool's): one value per minute (interval: 1m); ` + "`_`" + ` no sample,
 # ` + "`_xN`" + ` N minutes without one, ` + "`stale`" + ` a staleness marker, ` + "`axN`" + ` a for N+1

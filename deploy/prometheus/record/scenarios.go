@@ -30,6 +30,9 @@ func Scenarios() []Scenario {
 		exporterAbsent(),
 		configReloadFailed(),
 		discoveryFailing(),
+		pipelineLabels(),
+		webhookSilentStops(),
+		webhookSilentNoRuns(),
 	}
 }
 
@@ -48,6 +51,7 @@ const (
 	exporterAbsentA = "YunxiaoExporterAbsent"
 	reloadFailed    = "YunxiaoExporterConfigReloadFailed"
 	discoveryFail   = "YunxiaoDiscoveryFailing"
+	webhookSilent   = "YunxiaoWebhookSilent"
 )
 
 // m is a story time of x minutes (negative: before the story starts).
@@ -68,16 +72,29 @@ const (
 	instF = "f:10036"
 )
 
-// pipes is the pipelines: list of a config, from "id name" items; a
-// trailing " history" turns run_history on for that pipeline.
+// pipes is the pipelines: list of a config, from "id name" items; after
+// the name, "history" turns run_history on for that pipeline and each
+// name=value gives it that label (pipelines[].labels), e.g.
+// "1001 backend-build history team=payments".
 func pipes(items ...string) string {
 	var b strings.Builder
 	b.WriteString("pipelines:\n")
 	for _, it := range items {
 		f := strings.Fields(it)
 		fmt.Fprintf(&b, "  - id: %s\n    name: %s\n", f[0], f[1])
-		if len(f) > 2 && f[2] == "history" {
-			b.WriteString("    run_history: true\n")
+		var labels []string
+		for _, opt := range f[2:] {
+			switch name, value, ok := strings.Cut(opt, "="); {
+			case opt == "history":
+				b.WriteString("    run_history: true\n")
+			case ok:
+				labels = append(labels, fmt.Sprintf("%s: %s", name, value))
+			default:
+				panic("pipes: unknown option " + opt)
+			}
+		}
+		if len(labels) > 0 {
+			fmt.Fprintf(&b, "    labels: {%s}\n", strings.Join(labels, ", "))
 		}
 	}
 	return b.String()
@@ -115,7 +132,7 @@ has never run (no run series at all).`,
 }
 
 func redUntilGreen() Scenario {
-	f1001 := P("1001", "backend-build")
+	f1001 := P("1001", "backend-build").Team("payments")
 	return Scenario{
 		Name: "RunFailed: red until green",
 		Doc: `YunxiaoPipelineRunFailed stays firing while a rerun is in progress and
@@ -123,13 +140,14 @@ resolves when a run finishes SUCCESS. 1001's latest run failed before the
 start; a rerun starts at minute 10 (the FAIL run_status series ends,
 RUNNING begins: the last *finished* run is still the failed one) and passes
 at minute 20. 1002 passed all along. No run_history: the last finished run
-is known from the latest runs the exporter fetched.`,
+is known from the latest runs the exporter fetched. 1001 is team payments's
+(pipelines[].labels): its alert carries team="payments".`,
 		Origin: hour,
 		Script: func(r *Recorder) {
 			api := r.API()
 			api.Pipeline(1001, "backend-build", ran(101, Push, m(-30), m(-20), "FAIL"), ran(102, Push, m(10), m(20), "SUCCESS"))
 			api.Pipeline(1002, "frontend-build", ran(201, Push, m(-40), m(-35), "SUCCESS"))
-			r.Exporter(instA, spec(pipes("1001 backend-build", "1002 frontend-build")))
+			r.Exporter(instA, spec(pipes("1001 backend-build team=payments", "1002 frontend-build")))
 			r.RunTo(31)
 		},
 		Expect: []Case{
@@ -143,7 +161,7 @@ is known from the latest runs the exporter fetched.`,
 }
 
 func restartAndMissedScrape() Scenario {
-	f1001, f1002 := P("1001", "backend-build"), P("1002", "frontend-build")
+	f1001, f1002 := P("1001", "backend-build").Team("payments"), P("1002", "frontend-build")
 	return Scenario{
 		Name: "RunFailed: exporter restart and a missed scrape",
 		Doc: `The exporter is replaced at minute 10 (a new pod, so a new instance): a
@@ -152,13 +170,14 @@ from minute 12, its counters born again. A scrape of b fails at minute 20.
 1001 has run_history: b seeds its last finished run (FAIL) at once. 1002
 has no run_history and a rerun is in progress when b starts: b cannot know
 the last finished run until the rerun finishes (best effort, documented),
-so 1002's alert resolves a gapWindow after a's series end.`,
+so 1002's alert resolves a gapWindow after a's series end. 1001 is team
+payments's: its alert keeps team="payments" across the replacement.`,
 		Origin: hour,
 		Script: func(r *Recorder) {
 			api := r.API()
 			api.Pipeline(1001, "backend-build", ran(101, Push, m(-30), m(-20), "FAIL"))
 			api.Pipeline(1002, "frontend-build", ran(201, Push, m(-30), m(-25), "FAIL"), running(202, Push, m(8)))
-			cfg := spec(pipes("1001 backend-build history", "1002 frontend-build"))
+			cfg := spec(pipes("1001 backend-build history team=payments", "1002 frontend-build"))
 			a := r.Exporter(instA, cfg)
 			r.RunTo(10)
 			a.Remove()
@@ -205,7 +224,7 @@ alert per pipeline, without instance. b's scrape fails at minute 5.`,
 }
 
 func noRecentSuccess() Scenario {
-	nightly, train := P("2001", "nightly-e2e"), P("2003", "release-train")
+	nightly, train := P("2001", "nightly-e2e"), P("2003", "release-train").Team("release")
 	return Scenario{
 		Name: "NoRecentSuccess",
 		Doc: `YunxiaoPipelineNoRecentSuccess (7d, for 15m).
@@ -215,8 +234,9 @@ func noRecentSuccess() Scenario {
   success becomes older than 7d at minute 2. A scrape fails at minute 20.
 - 2002 archive-job last ran and passed 7 days and 30 minutes ago: it does
   not run any more, quiet.
-- 2003 release-train (run_history) knows of no success in the 7 days the
-  seed looked back at (the gauge is absent), and runs: it fires.
+- 2003 release-train (run_history, team release) knows of no success in
+  the 7 days the seed looked back at (the gauge is absent), and runs: it
+  fires, with its team.
 - 2004 backend-build passed an hour ago: quiet.
 - 2005 mobile-build: no run_history, its last run failed, no success seen
   since the exporter started (absent): unknown, quiet (best effort).`,
@@ -234,7 +254,7 @@ func noRecentSuccess() Scenario {
 				ran(501, Scheduled, m(-60), m(-40), "FAIL"), ran(502, Scheduled, m(25), m(30), "FAIL"))
 			api.Pipeline(2004, "backend-build", ran(600, Push, m(-120), m(-60), "SUCCESS"))
 			api.Pipeline(2005, "mobile-build", ran(700, Push, m(-60), m(-30), "FAIL"))
-			a := r.Exporter(instA, spec(pipes("2001 nightly-e2e history", "2002 archive-job", "2003 release-train history",
+			a := r.Exporter(instA, spec(pipes("2001 nightly-e2e history", "2002 archive-job", "2003 release-train history team=release",
 				"2004 backend-build", "2005 mobile-build")))
 			r.RunTo(20)
 			a.MissScrape()
@@ -251,7 +271,7 @@ func noRecentSuccess() Scenario {
 }
 
 func runStuck() Scenario {
-	dataSync, queue := P("3001", "data-sync"), P("3005", "queue-bound")
+	dataSync, queue := P("3001", "data-sync"), P("3005", "queue-bound").Team("platform")
 	return Scenario{
 		Name: "RunStuck: no progress while running",
 		Doc: `YunxiaoPipelineRunStuck (no progress for 2h, for 5m). Progress is the latest
@@ -266,8 +286,8 @@ any started).
   for 190 minutes, then runs.
 - 3004 secret-sync RUNNING since 0, its fetch fails (500) from minute 60:
   its data is stale (yunxiao_pipeline_up 0), which never makes a run stuck.
-- 3005 queue-bound QUEUED since 0, nothing started: stuck (every active
-  status counts).
+- 3005 queue-bound (team platform) QUEUED since 0, nothing started:
+  stuck (every active status counts).
 - 3006 long-build passes at minute 10 after 3h of steady progress: long,
   not stuck.`,
 		Origin: 3 * hour,
@@ -304,7 +324,7 @@ any started).
 					{Stage: "Test", Sign: "test", Name: "Test", Start: m(-120), End: m(-60), Status: "SUCCESS"},
 					{Stage: "Package", Sign: "image", Name: "Docker image", Start: m(-60), End: m(10), Status: "SUCCESS"},
 				}})
-			r.Exporter(instA, spec(pipes("3002 deploy-production", "3003 deploy-staging", "3004 secret-sync", "3005 queue-bound", "3006 long-build")))
+			r.Exporter(instA, spec(pipes("3002 deploy-production", "3003 deploy-staging", "3004 secret-sync", "3005 queue-bound team=platform", "3006 long-build")))
 			b := r.Exporter(instB, spec(pipes("3001 data-sync")))
 			r.RunTo(140)
 			b.MissScrape()
@@ -363,12 +383,13 @@ an HA pair, b and c (one alert). 4003 waits 30 minutes, then passes.`,
 }
 
 func partialOutage() Scenario {
-	secret := P("5001", "secret-project")
+	secret := P("5001", "secret-project").Team("security")
 	return Scenario{
 		Name: "partial outage: one pipeline fails, the API works",
 		Doc: `Partial outage. yunxiao_up stays 1 (the probe of the API as a whole).
-5001's fetches fail with 403 (its permission was revoked) from minute 5 to
-39 on both replicas, its last good data kept (fetched at minute 4). 5002
+The fetches of 5001 (team security) fail with 403 (its permission was
+revoked) from minute 5 to 39 on both replicas, its last good data kept
+(fetched at minute 4). 5002
 fails on replica a only (a's token lost access to it); replica b has it
 (HA pair): quiet. 5003 is fine. Replica a's scrape fails at minute 25.`,
 		Origin: hour,
@@ -384,7 +405,7 @@ fails on replica a only (a's token lost access to it); replica b has it
 			f = forbidden
 			f.Pipeline, f.From, f.Token = 5002, m(5), "pt-replica-a"
 			api.Fault(f)
-			cfg := pipes("5001 secret-project", "5002 frontend-build", "5003 backend-build")
+			cfg := pipes("5001 secret-project team=security", "5002 frontend-build", "5003 backend-build")
 			a := r.Exporter(instA, ExporterSpec{Token: "pt-replica-a", Config: cfg})
 			r.Exporter(instB, ExporterSpec{Token: "pt-replica-b", Config: cfg})
 			r.RunTo(25)
@@ -477,7 +498,8 @@ retries) whatever the wall clock does.`,
 			r.RunTo(90)
 		},
 		Expect: []Case{
-			quiet(15, apiRateLimited),
+			quiet(9, apiRateLimited),
+			quiet(14, apiRateLimited).because("Pending from minute 10: the first 429s count at once (every endpoint's 429 series is exported from 0), then for: 5m. It fires at 15, with a share that still mixes in the requests before minute 10 (Prometheus 2 and 3 count the window's edge differently): checked at 25."),
 			fires(25, apiRateLimited, Alert{Labels: map[string]string{"job": ExporterJob}, Value: "100%"}).because("Once, for the job: every request answered 429."),
 			quiet(60, apiRateLimited),
 			quiet(30, fetchFailing),
