@@ -102,7 +102,7 @@ type fetchState struct {
 	up          bool
 	lastSuccess time.Time
 	lastError   string
-	errors      []uint64 // by the index of yunxiao.Reasons
+	errors      []uint64     // by the index of yunxiao.Reasons
 	history     *historyView // nil unless run history is on and started
 	lastDone    finishedRun  // the most recently finished run known
 	lastGreen   finishedRun  // the most recently finished SUCCESS run known

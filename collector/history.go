@@ -86,7 +86,9 @@ type histo struct {
 	count   uint64
 }
 
-func newHisto(bounds []float64) histo { return histo{bounds: bounds, buckets: make([]uint64, len(bounds))} }
+func newHisto(bounds []float64) histo {
+	return histo{bounds: bounds, buckets: make([]uint64, len(bounds))}
+}
 
 func (h *histo) observe(seconds float64) {
 	h.sum += seconds

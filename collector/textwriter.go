@@ -222,4 +222,3 @@ func (tw *textWriter) write(w *bufio.Writer, start time.Time) {
 	}
 	flushOthersBefore("\xff")
 }
-
