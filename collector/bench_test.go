@@ -28,8 +28,6 @@ const (
 	benchConcurrency = 8
 )
 
-func benchFleet() ([]flowsim.Pipeline, string) { return benchFleetOf(benchPipelines) }
-
 func benchFleetOf(n int) ([]flowsim.Pipeline, string) {
 	var yml strings.Builder
 	fleet := make([]flowsim.Pipeline, n)
