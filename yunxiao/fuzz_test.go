@@ -91,3 +91,68 @@ func FuzzParseRetryAfter(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodePipeline: any GetPipeline body decodes to a pipeline or an
+// error, never a panic; tags are names, never empty.
+func FuzzDecodePipeline(f *testing.F) {
+	for _, seed := range []string{
+		`{"name":"p","createTime":1,"tagList":["a",{"name":"b"},{"id":3},7,null]}`,
+		`{"name":"p","tagList":{"x":1}}`,
+		`{"errorCode":"Forbidden","errorMessage":"no"}`,
+		`[]`, `null`, ``, `{"name":12}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		p, err := DecodePipeline(body)
+		if err != nil && p != nil {
+			t.Fatalf("DecodePipeline returned both %+v and %v", p, err)
+		}
+		if p != nil {
+			for _, tag := range p.Tags {
+				if tag == "" {
+					t.Fatalf("an empty tag from %q", body)
+				}
+			}
+		}
+		if err != nil && len(err.Error()) > 1000 {
+			t.Fatalf("error text of %d bytes quotes too much of the body", len(err.Error()))
+		}
+	})
+}
+
+// FuzzDecodeList: any page of ListPipelines or ListPipelineRuns decodes to
+// items or an error, never a panic; sources and groups of a run decode
+// leniently (an odd entry is skipped, never fatal).
+func FuzzDecodeList(f *testing.F) {
+	for _, seed := range []string{
+		`[{"pipelineRunId":1,"status":"SUCCESS","triggerMode":"3","startTime":1,"endTime":"2"}]`,
+		`[{"pipelineId":"7","pipelineName":"x"},null,1]`,
+		`{"errorCode":"SystemBusy"}`, `{}`, `[`, `null`,
+		`{"pipelineRunId":1,"sources":[{"data":{"commitId":"abcdef1","branch":["x"]}},"s",null],"groups":[{"name":{"a":1}}]}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		runs, err1 := decodeList[RunSummary](body)
+		pipes, err2 := decodeList[PipelineSummary](body)
+		if (err1 != nil && runs != nil) || (err2 != nil && pipes != nil) {
+			t.Fatalf("a list and an error from %q", body)
+		}
+		// The same body as a run: sources and groups never fail it alone.
+		run, err := DecodeRun(body)
+		if run != nil {
+			for _, s := range run.Sources {
+				if s.Commit != "" && !isCommitHash(s.Commit) {
+					t.Fatalf("commit %q is not a hash", s.Commit)
+				}
+			}
+			for _, g := range run.Groups {
+				if g.Name == "" {
+					t.Fatalf("a group without a name from %q", body)
+				}
+			}
+		}
+		_ = err
+	})
+}
