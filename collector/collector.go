@@ -110,7 +110,6 @@ type target struct {
 
 	mu          sync.Mutex
 	lastAttempt time.Time
-	fetching    bool          // a fetch is under way: scrapes join it rather than skip
 	pending     chan struct{} // while a fetch is queued or running: closed when it ends
 	run         *yunxiao.PipelineRun
 	lastSuccess time.Time
@@ -468,7 +467,7 @@ func (c *Collector) fetch(api API, ttl time.Duration, t *target, force bool) {
 		t.mu.Unlock()
 		return
 	}
-	t.lastAttempt, t.fetching = now, true
+	t.lastAttempt = now
 	configName, name, nameTime, metaTried, lastSuccess := t.configName, t.name, t.nameTime, t.metaTried, t.lastSuccess
 	t.mu.Unlock()
 
@@ -528,7 +527,7 @@ func (c *Collector) fetch(api API, ttl time.Duration, t *target, force bool) {
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.fetching, t.fetched = false, true
+	t.fetched = true
 	if hr.on {
 		c.noteHistory(t, run, hr)
 	}

@@ -83,15 +83,6 @@ func newSnapshot(st fetchState) *snapshot {
 // lines returns family f's static exposition lines.
 func (s *snapshot) lines(f family) []byte { return s.text[s.at[f]:s.at[f+1]] }
 
-// renderLines is the exposition of metrics of family f without its header,
-// written by client_golang's own text encoder, so escaping and number
-// formatting are exactly the registry path's.
-func renderLines(f family, metrics []*dto.Metric) []byte {
-	var buf bytes.Buffer
-	appendLines(&buf, f, metrics)
-	return buf.Bytes()
-}
-
 // renderScratch are the buffers a rendering writes through, pooled: a
 // cold start renders thousands of pipelines, and growing fresh buffers for
 // each was most of the garbage it made.
@@ -99,13 +90,10 @@ type renderScratch struct{ text, family bytes.Buffer }
 
 var scratchPool = sync.Pool{New: func() any { return new(renderScratch) }}
 
-// appendLines writes family f's metrics to buf as exposition lines.
-func appendLines(buf *bytes.Buffer, f family, metrics []*dto.Metric) {
-	var fam bytes.Buffer
-	appendLinesVia(buf, &fam, f, metrics)
-}
-
-// appendLinesVia is appendLines with a scratch buffer for the family.
+// appendLinesVia writes family f's metrics to buf as exposition lines
+// without the family's header, through client_golang's own text encoder
+// (so escaping and number formatting are exactly the registry path's), with
+// fam as scratch.
 func appendLinesVia(buf, fam *bytes.Buffer, f family, metrics []*dto.Metric) {
 	def := &metricDefs[f]
 	fam.Reset()
@@ -125,8 +113,9 @@ func appendLinesVia(buf, fam *bytes.Buffer, f family, metrics []*dto.Metric) {
 
 // renderPrefix is `name{labels} ` for a gauge of family f.
 func renderPrefix(f family, labels []*dto.LabelPair) []byte {
-	line := renderLines(f, []*dto.Metric{{Label: labels, Gauge: &dto.Gauge{Value: proto.Float64(0)}}})
-	return bytes.Clone(bytes.TrimSuffix(line, []byte("0\n")))
+	var line, fam bytes.Buffer
+	appendLinesVia(&line, &fam, f, []*dto.Metric{{Label: labels, Gauge: &dto.Gauge{Value: proto.Float64(0)}}})
+	return bytes.TrimSuffix(line.Bytes(), []byte("0\n"))
 }
 
 // headers are each family's HELP and TYPE lines; familiesByName is the
