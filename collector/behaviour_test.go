@@ -512,11 +512,14 @@ func TestReloadsDoNotLeakConnections(t *testing.T) {
 		e.refresh()
 	}
 	// Closing is asynchronous (each connection's reader goroutine ends on
-	// its own): wait, bounded, for things to settle.
+	// its own): wait, bounded, for things to settle. The bounds leave room
+	// for the live client's own pool (a few connections, three goroutines
+	// each between client and server) but not for a leak, which left 246
+	// sockets and 238 goroutines after 30 reloads.
 	deadline := time.Now().Add(10 * time.Second)
-	for open.Load() > 4 || runtime.NumGoroutine() > baseline+8 {
+	for open.Load() > 8 || runtime.NumGoroutine() > baseline+24 {
 		if time.Now().After(deadline) {
-			t.Fatalf("after 30 reloads: %d connections open (want ≤ 4), %d goroutines (baseline %d)", open.Load(), runtime.NumGoroutine(), baseline)
+			t.Fatalf("after 30 reloads: %d connections open (want ≤ 8), %d goroutines (baseline %d, want ≤ +24)", open.Load(), runtime.NumGoroutine(), baseline)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
