@@ -93,7 +93,13 @@ func TestSoak(t *testing.T) {
 		}
 		e.clock.Add(step)
 		if round%5 == 4 {
+			// Measure the cache, not the fetches still under way (they
+			// outlive scrapes by design; hung ones until their timeout):
+			// wait, bounded, for them to end, and let two collections
+			// empty the render buffers' pool.
+			quiesce(t, e.coll)
 			var ms runtime.MemStats
+			runtime.GC()
 			runtime.GC()
 			runtime.ReadMemStats(&ms)
 			heap = append(heap, ms.HeapAlloc)
@@ -137,4 +143,28 @@ func kib(v []uint64) []uint64 {
 		out[i] = b / 1024
 	}
 	return out
+}
+
+// quiesce waits, bounded, until no fetch is queued or running.
+func quiesce(t *testing.T, c *Collector) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		busy := 0
+		_, _, targets := c.current()
+		for _, tg := range targets {
+			tg.mu.Lock()
+			if tg.pending != nil {
+				busy++
+			}
+			tg.mu.Unlock()
+		}
+		if busy == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d fetches still under way after 30 s", busy)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
