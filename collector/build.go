@@ -36,12 +36,29 @@ type dynamicMetric struct {
 	family family
 	index  int
 	labels []*dto.LabelPair
-	start  int64   // Unix milliseconds
+	moving
+}
+
+// moving is offset + (now − start), never below 0: a value that moves with
+// the clock. static marks one that does not, for addMoving.
+type moving struct {
+	static bool
+	fixed  float64 // when static
+	start  int64   // Unix ms
 	offset float64 // seconds
 }
 
-func (d dynamicMetric) value(now int64) float64 {
-	return max(d.offset+float64(now-d.start)/1000, 0)
+func (m moving) value(now int64) float64 {
+	return max(m.offset+float64(now-m.start)/1000, 0)
+}
+
+// clockAt is the clock a snapshot's moving values are read at: now, or the
+// last good fetch while the data is stale (frozenAt set).
+func clockAt(now, frozenAt int64) int64 {
+	if frozenAt > 0 {
+		return min(now, frozenAt)
+	}
+	return now
 }
 
 // PipelineStatus is what the landing page shows of a pipeline.
@@ -183,17 +200,9 @@ func (b *builder) addDynamic(f family, labels []*dto.LabelPair, start int64) {
 	b.addMoving(f, labels, moving{start: start})
 }
 
-// moving is a value of the form offset + (now − start), or a static one.
-type moving struct {
-	static bool
-	value  float64 // when static
-	start  int64   // Unix ms
-	offset float64 // seconds
-}
-
 func (b *builder) addMoving(f family, labels []*dto.LabelPair, v moving) {
 	if v.static {
-		b.add(f, labels, max(v.value, 0))
+		b.add(f, labels, max(v.fixed, 0))
 		return
 	}
 	if b.duplicate(f, labels) {
@@ -201,7 +210,7 @@ func (b *builder) addMoving(f family, labels []*dto.LabelPair, v moving) {
 	}
 	m := &dto.Metric{Label: labels}
 	b.snap.families[f] = append(b.snap.families[f], m)
-	b.snap.dynamic = append(b.snap.dynamic, dynamicMetric{family: f, labels: labels, start: v.start, offset: v.offset})
+	b.snap.dynamic = append(b.snap.dynamic, dynamicMetric{family: f, labels: labels, moving: v})
 }
 
 func (b *builder) addHistogram(f family, labels []*dto.LabelPair, h histo) {
@@ -452,9 +461,7 @@ func sameLabels(a, b []*dto.LabelPair) bool {
 // unfinished things computed for now (Unix milliseconds). The static metrics
 // are shared, never copied or modified.
 func (s *built) appendFamily(dst []*dto.Metric, f family, now int64) []*dto.Metric {
-	if s.frozenAt > 0 {
-		now = min(now, s.frozenAt)
-	}
+	now = clockAt(now, s.frozenAt)
 	offset := len(dst)
 	dst = append(dst, s.families[f]...)
 	for _, d := range s.dynamic {
@@ -586,9 +593,9 @@ func runPhases(run *yunxiao.PipelineRun, waited map[yunxiao.ID]bool) (phases, bo
 		}
 		waiting := unionSeconds(closed, 0)
 		return phases{
-			queued:    moving{static: true, value: queued},
-			waiting:   moving{static: true, value: waiting},
-			executing: moving{static: true, value: total - queued - waiting},
+			queued:    moving{static: true, fixed: queued},
+			waiting:   moving{static: true, fixed: waiting},
+			executing: moving{static: true, fixed: total - queued - waiting},
 		}, true
 	}
 	if !firstJob.IsSet() {
@@ -604,15 +611,15 @@ func runPhases(run *yunxiao.PipelineRun, waited map[yunxiao.ID]bool) (phases, bo
 		// Waiting now: waiting moves; executing stopped when it began.
 		before := unionSeconds(closed, openFrom)
 		return phases{
-			queued:    moving{static: true, value: queued},
+			queued:    moving{static: true, fixed: queued},
 			waiting:   moving{start: int64(openFrom), offset: before},
-			executing: moving{static: true, value: (openFrom - create).Seconds() - queued - before},
+			executing: moving{static: true, fixed: (openFrom - create).Seconds() - queued - before},
 		}, true
 	}
 	waiting := unionSeconds(closed, 0)
 	return phases{
-		queued:    moving{static: true, value: queued},
-		waiting:   moving{static: true, value: waiting},
+		queued:    moving{static: true, fixed: queued},
+		waiting:   moving{static: true, fixed: waiting},
 		executing: moving{start: int64(create), offset: -queued - waiting},
 	}, true
 }

@@ -727,8 +727,8 @@ func (c *Collector) noteHistory(t *target, latest *yunxiao.PipelineRun, hr histo
 			continue // not read this refresh: counted, phases unknown
 		}
 		if ph, ok := runPhases(run, nil); ok {
-			t.history.queued.observe(ph.queued.value)
-			t.history.exec.observe(max(ph.executing.value, 0))
+			t.history.queued.observe(ph.queued.fixed)
+			t.history.exec.observe(max(ph.executing.fixed, 0))
 		}
 	}
 	for _, r := range runs {

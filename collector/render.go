@@ -39,12 +39,7 @@ type snapshot struct {
 type dynamicLine struct {
 	family family
 	prefix []byte // `name{labels} `
-	start  int64  // Unix ms
-	offset float64
-}
-
-func (d dynamicLine) value(now int64) float64 {
-	return max(d.offset+float64(now-d.start)/1000, 0)
+	moving
 }
 
 // newSnapshot builds a pipeline's metrics and renders them.
@@ -54,7 +49,7 @@ func newSnapshot(st fetchState) *snapshot {
 	dynamic := make(map[*dto.Metric]bool, len(b.dynamic))
 	for _, d := range b.dynamic {
 		dynamic[b.families[d.family][d.index]] = true
-		s.dynamic = append(s.dynamic, dynamicLine{family: d.family, prefix: renderPrefix(d.family, d.labels), start: d.start, offset: d.offset})
+		s.dynamic = append(s.dynamic, dynamicLine{family: d.family, prefix: renderPrefix(d.family, d.labels), moving: d.moving})
 		s.has[d.family] = true
 	}
 	var static []*dto.Metric

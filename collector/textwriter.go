@@ -206,12 +206,8 @@ func (tw *textWriter) write(w *bufio.Writer, start time.Time) {
 				if d.family != f {
 					continue
 				}
-				at := now
-				if s.frozenAt > 0 {
-					at = min(now, s.frozenAt)
-				}
 				_, _ = w.Write(d.prefix)
-				num = appendFloat(num[:0], d.value(at))
+				num = appendFloat(num[:0], d.value(clockAt(now, s.frozenAt)))
 				num = append(num, '\n')
 				_, _ = w.Write(num)
 			}
